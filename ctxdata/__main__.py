@@ -1,0 +1,3 @@
+from ctxdata.cli.main import main
+
+main()

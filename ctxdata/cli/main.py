@@ -1,0 +1,76 @@
+"""`ctxdata`: the CLI entry point. One clean error type becomes a message and exit code 1."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from typer.core import TyperGroup
+
+from ctxdata import __version__
+from ctxdata.errors import CtxdataError
+
+
+class CtxdataGroup(TyperGroup):
+    """Turns CtxdataError into a clean one-line message (CTXDATA_DEBUG=1 shows the traceback)."""
+
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except CtxdataError as exc:
+            if os.environ.get("CTXDATA_DEBUG") == "1":
+                raise
+            from ctxdata.console import error
+
+            error(str(exc))
+            raise typer.Exit(1) from None
+
+    def list_commands(self, ctx):  # keep the order commands were registered in
+        return list(self.commands)
+
+
+app = typer.Typer(
+    cls=CtxdataGroup,
+    name="ctxdata",
+    help="Build contrastive-context (ContextRL) pair datasets from agent trajectories and images, verify them, and train on them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ctxdata {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
+    """ctxdata: contrastive-context pair datasets (ContextRL, arXiv 2606.17053)."""
+
+
+def _register() -> None:
+    # Each module defines `register(app)`; a missing module (work in progress) is skipped.
+    import importlib
+
+    for name in ("coding", "synth", "inspect", "vision", "train", "export", "hub", "view", "quickstart"):
+        try:
+            module = importlib.import_module(f"ctxdata.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"ctxdata.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
