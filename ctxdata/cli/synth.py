@@ -1,0 +1,60 @@
+"""`ctxdata synth ...`: generate synthetic data (trajectories now; short-trace tasks later)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ctxdata.cli._options import Out, Seed
+
+synth_app = typer.Typer(help="Generate synthetic data (trajectories, short-trace tasks).", no_args_is_help=True)
+
+
+@synth_app.command("traces")
+def traces(
+    out: Out,
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of task instances (one trajectory each).")] = 100,
+    seed: Seed = 0,
+    repos: Annotated[int, typer.Option("--repos", min=1, help="Repositories in the synthetic world.")] = 6,
+    files_per_repo: Annotated[int, typer.Option("--files-per-repo", min=1, help="Python modules per repository.")] = 4,
+    functions_per_file: Annotated[int, typer.Option("--functions-per-file", min=1, help="Functions/methods per module.")] = 6,
+    siblings: Annotated[int, typer.Option("--siblings", min=1, help="Instances per sibling group (same repo, commit, file, function; different bug).")] = 3,
+    steps: Annotated[int, typer.Option("--steps", min=6, help="Agent steps per trajectory.")] = 12,
+    kb: Annotated[float, typer.Option("--kb", min=1, help="Approximate size of one trajectory file in KB (floor ~16 KB with default sizes).")] = 20.0,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Writer processes (output does not depend on it).")] = 2,
+) -> None:
+    """Write synthetic mini-swe-agent trajectories + SWE-bench report.json outcomes for sibling tasks.
+
+    Layout: `OUT/trajs/ID/ID.traj.json` and `OUT/logs/ID/report.json` (readable by
+    `ctxdata build-coding`). The same seed gives byte-identical files.
+
+    Examples:
+
+        ctxdata synth traces --n 1000 --out synth-1k
+
+        ctxdata synth traces --n 50000 --siblings 4 --kb 20 --out synth-50k --seed 7
+    """
+    from ctxdata.coding.synth import SynthConfig, write_traces
+    from ctxdata.console import print_table, progress
+
+    cfg = SynthConfig(n=n, seed=seed, repos=repos, files_per_repo=files_per_repo, functions_per_file=functions_per_file, siblings=siblings, steps=steps, kb=kb)
+    with progress() as bar:
+        task = bar.add_task("writing trajectories", total=n)
+        stats = write_traces(cfg, Path(out), workers=workers, on_progress=lambda k: bar.advance(task, k))
+    total = stats["traj_bytes"] + stats["report_bytes"]
+    rows = [
+        ["files", stats["files"]],
+        ["trajectories", stats["trajectories"]],
+        ["repos", stats["repos"]],
+        ["sibling groups", stats["sibling_groups"]],
+        ["trajectory bytes", f"{stats['traj_bytes']:,} ({stats['traj_bytes'] / max(1, n) / 1024:.1f} KB each)"],
+        ["report bytes", f"{stats['report_bytes']:,}"],
+        ["[bold]total bytes", f"[bold]{total:,}"],
+    ]
+    print_table(f"ctxdata synth traces -> {out}", ["", "count"], rows)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(synth_app, name="synth")
