@@ -112,11 +112,12 @@ def make_instance(cfg: SynthConfig, i: int) -> tuple[str, dict, dict]:
             "submission": patch,
             "model_stats": {"instance_cost": round(rng.uniform(0.02, 0.4), 4), "api_calls": cfg.steps},
             "mini_version": "1.15.0",
-            "config": {"model": {"model_name": "synth/scripted-agent"}, "environment": {"base_commit": commit_sha(cfg, r, c)}},
+            "config": {"model": {"model_name": "synth/scripted-agent"}},
         },
         "messages": messages,
         "trajectory_format": "mini-swe-agent-1",
         "instance_id": iid,
+        "base_commit": commit_sha(cfg, r, c),  # not in mini-swe-agent's schema; the reader uses it when present
     }
     return iid, traj, _report(iid, target, kind, resolved, module)
 

@@ -46,7 +46,7 @@ class MiniSweAgentReader:
             format=self.name,
             source=location,
             repo=repo,
-            base_commit=commit,
+            base_commit=str(obj.get("base_commit") or info.get("base_commit") or commit),
             issue=issue,
             steps=steps,
             patch=info.get("submission") or "",

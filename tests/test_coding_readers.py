@@ -1,0 +1,226 @@
+"""Trajectory readers: every real format parses, detection, forcing a format, the bad-input matrix,
+inputs == read + rejected, and location round trips."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ctxdata.coding.readers import READERS, ReadTrajectories, discover_trace_files, iter_records, load_results, load_trajectory
+from ctxdata.coding.trajectory import Outcome
+from ctxdata.errors import ConfigError, CtxdataError
+from ctxdata.pipeline import RunContext, run_stages
+
+MINI = "mini-swe-agent-swebench"
+
+
+def _read_all(path: Path, **kw):
+    return [rec for f in discover_trace_files(path) for rec in iter_records(f, **kw)]
+
+
+def _chat_row(instance_id="owner__repo.deadbeef.func_pm__abc", n_steps=2, **extra):
+    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "<pr_description>\nConsider the following PR description:\nFix the bug\n</pr_description>"}]
+    for i in range(n_steps):
+        messages.append({"role": "assistant", "content": f"THOUGHT: step {i}\n\n```bash\nls -{i}\n```"})
+        messages.append({"role": "user", "content": f"<returncode>{i}</returncode>\n<output>\nout {i}\n</output>"})
+    return {"instance_id": instance_id, "messages": messages, **extra}
+
+
+# --- real shared data ----------------------------------------------------------------------------
+
+
+def test_mini_swe_agent_real_runs_with_report_outcomes(shared_traces):
+    recs = _read_all(shared_traces / MINI)
+    assert len(recs) == 20 and all(r.trajectory for r in recs), [(r.location, r.reason) for r in recs if not r.trajectory]
+    by_id = {r.trajectory.id: r.trajectory for r in recs}
+    t = by_id["django__django-10097"]
+    assert t.format == "mini-swe-agent" and t.repo == "django/django"
+    assert t.issue.startswith("Make URLValidator reject invalid characters")
+    assert t.patch.startswith("diff --git a/django/core/validators.py")
+    assert t.model == "google/gemini-3-pro-preview" and t.outcome.exit_status == "Submitted"
+    assert t.steps[0].action == "ls -R django/core | grep validators.py"
+    assert t.steps[0].returncode == 0 and t.steps[0].observation == "validators.py"
+    assert not t.steps[0].thought.startswith("THOUGHT")
+    # outcomes come from logs/<id>/report.json: a known resolved and a known unresolved run
+    assert t.outcome.resolved is True and "test_ascii_validator (auth_tests.test_validators.UsernameValidatorsTests)" in t.outcome.tests["FAIL_TO_PASS"]["success"]
+    assert by_id["django__django-13212"].outcome.resolved is False
+    assert by_id["scikit-learn__scikit-learn-26194"].repo == "scikit-learn/scikit-learn"
+    assert by_id["pytest-dev__pytest-7205"].repo == "pytest-dev/pytest"
+    resolved = sum(t.outcome.resolved for t in by_id.values())
+    assert resolved == 12  # 12 of the 20 report.json files say resolved
+
+
+def test_hf_messages_swe_smith_rows(shared_traces):
+    recs = list(iter_records(shared_traces / "swe-smith-messages" / "sample.jsonl"))
+    assert len(recs) == 5 and all(r.trajectory for r in recs)
+    t = recs[0].trajectory
+    assert t.id == "oauthlib__oauthlib.1fd52536.combine_file__otc4vogi"
+    assert (t.repo, t.base_commit, t.format) == ("oauthlib/oauthlib", "1fd52536", "hf-messages")
+    assert t.issue.startswith("Metadata endpoint returns empty claims")
+    assert len(t.steps) == 29 and t.steps[-1].action.endswith("git diff --cached")
+    assert t.patch == ""  # the sample rows end with the submit command, without its output
+    assert recs[0].location.endswith("sample.jsonl:1@0") and ":2@" in recs[1].location
+
+
+def test_swe_agent_traj_issue_skips_demonstration(shared_traces):
+    [rec] = iter_records(shared_traces / "swe-agent" / "pydicom__pydicom-1458.traj")
+    t = rec.trajectory
+    assert (t.id, t.repo, t.format) == ("pydicom__pydicom-1458", "pydicom/pydicom", "swe-agent")
+    assert t.issue.startswith("Pixel Representation attribute should be optional") and "INSTRUCTIONS" not in t.issue
+    assert len(t.steps) == 12 and t.steps[0].action == "create reproduce_bug.py" and t.steps[-1].action == "submit"
+    assert t.patch.lstrip().startswith("diff --git a/pydicom/pixel_data_handlers/numpy_handler.py")
+    assert t.outcome.exit_status == "submitted" and t.outcome.resolved is None
+
+
+def test_openhands_events_pair_observations_by_cause(shared_traces):
+    [rec] = iter_records(shared_traces / "openhands" / "wrong_initial_state.json")
+    t = rec.trajectory
+    assert t.format == "openhands" and t.id == "wrong_initial_state"
+    assert t.issue == "Please rename game_2048.py to 2048.py"
+    assert [s.action for s in t.steps] == ["view /workspace", "mv /workspace/game_2048.py /workspace/2048.py", "view /workspace", "finish"]
+    assert t.steps[1].returncode == 0 and "2048.py" in t.steps[2].observation
+    assert t.model == "claude-3-5-sonnet-20241022" and t.outcome.exit_status == "finish"
+
+
+def test_nebius_list_one_record_per_element(shared_traces):
+    recs = list(iter_records(shared_traces / "nebius-swe-agent-trajectories" / "sample.json"))
+    assert [r.location.rsplit("#", 1)[1] for r in recs] == ["0", "1", "2", "3", "4"]
+    t = recs[0].trajectory
+    assert (t.id, t.repo, t.format, t.model) == ("tomerfiliba__plumbum-366_17", "tomerfiliba/plumbum", "swe-agent-nebius", "swe-agent-llama-70b")
+    assert t.issue.startswith("SyntaxError in plumbum/cli/image.py")
+    assert t.steps[0].action == "ls -F" and "CHANGELOG.rst" in t.steps[0].observation
+    assert t.patch.startswith("\ndiff --git") or t.patch.startswith("diff --git")
+    assert t.outcome.resolved is True
+
+
+def test_mixed_directory_auto_detects_every_format(shared_traces, tmp_path):
+    mixed = tmp_path / "mixed"
+    shutil.copytree(shared_traces / MINI, mixed / "swebench")
+    for rel in ["swe-smith-messages/sample.jsonl", "swe-agent/pydicom__pydicom-1458.traj", "openhands/basic.json", "nebius-swe-agent-trajectories/sample.json"]:
+        (mixed / Path(rel).name).symlink_to(shared_traces / rel)
+    (mixed / ".hidden.json").write_text("{}")
+    files = discover_trace_files(mixed)
+    assert files == sorted(files, key=str) and not any(f.name == "report.json" or f.name.startswith(".") for f in files)
+    recs = [r for f in files for r in iter_records(f)]
+    assert all(r.trajectory for r in recs), [(r.location, r.reason, r.detail) for r in recs if not r.trajectory]
+    formats = {r.trajectory.format for r in recs}
+    assert formats == set(READERS)
+    assert len(recs) == 20 + 5 + 1 + 1 + 5
+    assert all(len(r.trajectory.steps) > 0 and r.trajectory.issue for r in recs)
+
+
+def test_forcing_a_format(shared_traces):
+    nebius = shared_traces / "nebius-swe-agent-trajectories" / "sample.json"
+    forced = list(iter_records(nebius, fmt="hf-messages"))
+    assert len(forced) == 5 and {r.reason for r in forced} == {"missing_messages"}
+    [rec] = iter_records(shared_traces / "swe-agent" / "pydicom__pydicom-1458.traj", fmt="swe-agent")
+    assert rec.trajectory.format == "swe-agent"
+    with pytest.raises(ConfigError, match="valid formats"):
+        list(iter_records(nebius, fmt="nope"))
+
+
+# --- bad input: every problem is a reject with a reason, never an exception ------------------------
+
+
+def test_bad_input_matrix(tmp_path):
+    good = _chat_row()
+    (tmp_path / "truncated.json").write_text(json.dumps(good)[:-40])
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "latin1.jsonl").write_bytes(json.dumps(good).encode().replace(b"Fix the bug", b"Fix the caf\xe9 bug") + b"\n")
+    (tmp_path / "binary.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    (tmp_path / "unknown.json").write_text(json.dumps({"foo": 1, "bar": [1, 2]}))
+    (tmp_path / "nosteps.jsonl").write_text(json.dumps(_chat_row(n_steps=0)) + "\n")
+    lines = [json.dumps(good), json.dumps({"instance_id": "x"}), "{not json", json.dumps(_chat_row(instance_id="owner__big-1", pad="x" * 5000)), json.dumps(_chat_row(instance_id="owner__ok-2"))]
+    (tmp_path / "mixed.jsonl").write_text("\n".join(lines) + "\n\n")
+    ctx = RunContext()
+    stage = ReadTrajectories(max_record_bytes=4000)
+    out = list(run_stages([stage], [tmp_path], ctx))
+    reasons = {(Path(r.source.split(":")[0].split("#")[0]).name, r.reason) for r in ctx.rejects}
+    assert reasons == {
+        ("truncated.json", "invalid_json"),
+        ("empty.jsonl", "empty_file"),
+        ("latin1.jsonl", "not_utf8"),
+        ("binary.json", "binary_file"),
+        ("unknown.json", "unknown_format"),
+        ("nosteps.jsonl", "no_steps"),
+        ("mixed.jsonl", "missing_messages"),
+        ("mixed.jsonl", "invalid_json"),
+        ("mixed.jsonl", "record_too_large"),
+    }
+    assert all(r.detail and r.kind == "input" and r.stage == "read" for r in ctx.rejects)
+    assert [t.id for t in out] == ["owner__repo.deadbeef.func_pm__abc", "owner__ok-2"]
+    assert ctx.counters["inputs"] == len(out) + len(ctx.rejects) == 11
+    latin = next(r for r in ctx.rejects if r.reason == "not_utf8")
+    assert "0xe9" in latin.detail and latin.source.endswith(":1@0")
+
+
+def test_huge_line_is_skipped_with_bounded_reads(tmp_path):
+    path = tmp_path / "huge.jsonl"
+    with open(path, "w") as f:
+        f.write(json.dumps(_chat_row(instance_id="a__b-1", pad="y" * 3_000_000)) + "\n")
+        f.write(json.dumps(_chat_row(instance_id="a__b-2")) + "\n")
+    recs = list(iter_records(path, max_record_bytes=64 << 10))
+    assert [r.reason for r in recs] == ["record_too_large", None]
+    first_line_bytes = path.read_bytes().index(b"\n") + 1
+    assert recs[1].location.endswith(f":2@{first_line_bytes}")
+    assert load_trajectory(recs[1].location).id == "a__b-2"
+
+
+def test_whitespace_only_and_non_json_files(tmp_path):
+    (tmp_path / "ws.json").write_text("  \n\n ")
+    (tmp_path / "notes.traj").write_text("hello world")
+    assert [r.reason for r in iter_records(tmp_path / "ws.json")] == ["empty_file"]
+    assert [r.reason for r in iter_records(tmp_path / "notes.traj")] == ["unknown_format"]
+
+
+# --- locations, results files, stage -----------------------------------------------------------------
+
+
+def test_load_trajectory_round_trips_every_location_kind(shared_traces):
+    for path in [shared_traces / "swe-smith-messages" / "sample.jsonl", shared_traces / "nebius-swe-agent-trajectories" / "sample.json", shared_traces / MINI / "trajs" / "psf__requests-1724" / "psf__requests-1724.traj.json"]:
+        for rec in iter_records(path):
+            again = load_trajectory(rec.location)
+            assert again.to_dict() == rec.trajectory.to_dict()
+    with pytest.raises(CtxdataError, match="cannot re-read"):
+        load_trajectory(str(shared_traces / "swe-smith-messages" / "sample.jsonl") + ":1@17")
+
+
+def test_parquet_rows_and_reread(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [_chat_row(instance_id=f"o__r-{i}") for i in range(3)]
+    table = pa.table({"instance_id": [r["instance_id"] for r in rows], "messages": [json.dumps(r["messages"]) for r in rows]})
+    pq.write_table(table, tmp_path / "rows.parquet", row_group_size=2)
+    recs = list(iter_records(tmp_path / "rows.parquet"))
+    assert [r.trajectory.id for r in recs] == ["o__r-0", "o__r-1", "o__r-2"]
+    assert load_trajectory(recs[2].location).id == "o__r-2"
+
+
+def test_results_file_shapes_override_outcomes(tmp_path, shared_traces):
+    mapping = tmp_path / "reports.json"
+    mapping.write_text(json.dumps({"owner__ok-2": {"resolved": True, "tests_status": {"FAIL_TO_PASS": {"success": ["t1"], "failure": []}}}}))
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"resolved_ids": ["a__b-1"], "unresolved_ids": ["owner__ok-2"], "error_ids": []}))
+    assert load_results(mapping)["owner__ok-2"] == Outcome(resolved=True, tests={"FAIL_TO_PASS": {"success": ["t1"], "failure": []}})
+    assert load_results(summary) == {"a__b-1": Outcome(resolved=True), "owner__ok-2": Outcome(resolved=False)}
+    from_logs = load_results(shared_traces / MINI / "logs")
+    assert len(from_logs) == 20 and from_logs["django__django-10097"].resolved is True
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps(_chat_row(instance_id="owner__ok-2")) + "\n")
+    ctx = RunContext()
+    [t] = list(ReadTrajectories(results_path=mapping).run([data], ctx))
+    assert t.outcome.resolved is True and t.outcome.tests["FAIL_TO_PASS"]["success"] == ["t1"]
+    [t] = list(ReadTrajectories(results_path=summary).run([data], ctx))
+    assert t.outcome.resolved is False
+    with pytest.raises(CtxdataError, match="does not exist"):
+        load_results(tmp_path / "missing.json")
+
+
+def test_results_file_next_to_traces_is_rejected_with_a_hint(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"resolved_ids": ["x"], "unresolved_ids": []}))
+    [rec] = iter_records(tmp_path / "results.json")
+    assert rec.reason == "unknown_format" and "--results" in rec.detail
