@@ -224,3 +224,20 @@ def test_results_file_next_to_traces_is_rejected_with_a_hint(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"resolved_ids": ["x"], "unresolved_ids": []}))
     [rec] = iter_records(tmp_path / "results.json")
     assert rec.reason == "unknown_format" and "--results" in rec.detail
+
+
+def test_light_pass_skips_steps_but_keeps_signature_fields(shared_traces, tmp_path):
+    for path in [shared_traces / MINI / "trajs" / "django__django-10097" / "django__django-10097.traj.json", shared_traces / "swe-smith-messages" / "sample.jsonl", shared_traces / "nebius-swe-agent-trajectories" / "sample.json"]:
+        full = [r.trajectory for r in iter_records(path)]
+        light = [r.trajectory for r in iter_records(path, with_steps=False)]
+        assert [t.steps for t in light] == [[] for _ in light]
+        for a, b in zip(full, light):
+            assert (a.id, a.repo, a.base_commit, a.issue, a.patch, a.outcome) == (b.id, b.repo, b.base_commit, b.issue, b.patch, b.outcome)
+            assert load_trajectory(b.source).steps == a.steps
+    (tmp_path / "nosteps.jsonl").write_text(json.dumps(_chat_row(n_steps=0)) + "\n")
+    assert [r.reason for r in iter_records(tmp_path / "nosteps.jsonl", with_steps=False)] == ["no_steps"]
+    row = _chat_row(n_steps=1)
+    row["messages"] += [{"role": "assistant", "content": "```bash\ngit diff\n```"}, {"role": "user", "content": "<returncode>0</returncode>\n<output>\ndiff --git a/x b/x\n</output>"}]
+    (tmp_path / "diff.jsonl").write_text(json.dumps(row) + "\n")
+    [full], [light] = iter_records(tmp_path / "diff.jsonl"), iter_records(tmp_path / "diff.jsonl", with_steps=False)
+    assert full.trajectory.patch == light.trajectory.patch == "diff --git a/x b/x\n"

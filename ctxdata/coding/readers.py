@@ -100,19 +100,37 @@ def _results_hint(obj: Any) -> str:
     return f"top level is a {type(obj).__name__}"
 
 
-def _to_result(obj: Any, location: str, path: str, fmt: str | None, results: dict | None) -> RecordResult:
+@dataclass(frozen=True)
+class _Options:
+    """How to read: forced format, outcome overrides, size limit, light pass."""
+
+    fmt: str | None = None
+    results: dict | None = None
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    with_steps: bool = True
+
+    def row_format(self, obj: Any) -> str | None:
+        # A JSONL/Parquet row with no recognisable keys is read as an HF "messages" row, so it is
+        # rejected as `missing_messages` rather than `unknown_format`.
+        return self.fmt or (None if _detect(obj) else "hf-messages")
+
+
+def _to_result(obj: Any, location: str, path: str, opts: _Options, fmt: str | None = None) -> RecordResult:
     """Parse one decoded record with the forced, detected or extension-implied reader."""
-    name = fmt or _detect(obj) or _extension_format(path)
+    with_steps, results = opts.with_steps, opts.results
+    name = fmt or opts.fmt or _detect(obj) or _extension_format(path)
     if name is None:
         return RecordResult(location, None, "unknown_format", _results_hint(obj))
     try:
-        traj = READERS[name].parse(obj, location, path)
+        traj = READERS[name].parse(obj, location, path, with_steps=with_steps)
     except RecordError as exc:
         return RecordResult(location, None, exc.reason, exc.detail)
     except Exception as exc:  # a record of an unexpected shape must not stop the run
         return RecordResult(location, None, "parse_error", f"{name} reader: {type(exc).__name__}: {exc}")
-    if not traj.steps:
+    if with_steps and not traj.steps:
         return RecordResult(location, None, "no_steps", f"{name} record {traj.id!r} has no agent steps")
+    if not with_steps:
+        traj.steps = []  # readers without a light path parsed them; the light pass promises none
     if results:
         _apply_results(traj, results)
     return RecordResult(location, traj)
@@ -138,38 +156,50 @@ def _json_error(exc: ValueError, where: str) -> tuple[str, str]:
     return "invalid_json", f"{where}: {exc}"
 
 
-def iter_records(path: Path, fmt: str | None = None, results: dict | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RecordResult]:
-    """Every record in one file, as RecordResults (exactly one per input record found)."""
+def iter_records(
+    path: Path, fmt: str | None = None, results: dict | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, with_steps: bool = True
+) -> Iterator[RecordResult]:
+    """Every record in one file, as RecordResults (exactly one per input record found).
+
+    `with_steps=False` is the light signature pass: steps are checked to exist but not built
+    (`trajectory.steps == []`); `load_trajectory(trajectory.source)` gives the full record later.
+    """
     _check_fmt(fmt)
+    opts = _Options(fmt, results, max_record_bytes, with_steps)
     spath = str(path)
     try:
-        size = os.path.getsize(spath)
         with open(spath, "rb") as f:
-            head = f.read(PEEK_BYTES)
-            if head.startswith(b"PAR1") or spath.endswith(".parquet"):
-                f.close()
-                yield from _iter_parquet(spath, fmt, results)
-                return
-            problem = _peek_problem(head, size)
-            if problem:
-                yield RecordResult(spath, None, *problem)
-                return
             if spath.endswith((".jsonl", ".ndjson")):
+                problem = _peek_problem(f.read(PEEK_BYTES), os.fstat(f.fileno()).st_size)
+                if problem:
+                    yield RecordResult(spath, None, *problem)
+                    return
                 f.seek(0)
-                yield from _iter_jsonl(f, spath, fmt, results, max_record_bytes)
+                yield from _iter_jsonl(f, spath, opts)
                 return
-            first = head.lstrip()[:1]
-            if first not in (b"{", b"["):
-                yield RecordResult(spath, None, "unknown_format", f"not JSON/JSONL/Parquet: starts with {head.lstrip()[:20]!r}")
-                return
-            if size > max_record_bytes:
-                yield RecordResult(spath, None, "record_too_large", f"JSON file is {size} bytes > max_record_bytes={max_record_bytes} (convert lists to JSONL)")
-                return
-            data = head + f.read()
+            # A JSON document is parsed whole anyway: one read (sized by fstat; `read(n)` would
+            # preallocate n bytes), and the peek checks below only look at its first PEEK_BYTES.
+            size = os.fstat(f.fileno()).st_size
+            data = f.read() if size <= max_record_bytes else f.read(PEEK_BYTES)
     except OSError as exc:
         yield RecordResult(spath, None, "unreadable", f"{type(exc).__name__}: {exc}")
         return
-    yield from _iter_json_document(data, spath, fmt, results, max_record_bytes)
+    if data.startswith(b"PAR1") or spath.endswith(".parquet"):
+        yield from _iter_parquet(spath, opts)
+        return
+    head = data[:PEEK_BYTES]
+    problem = _peek_problem(head, size)
+    if problem:
+        yield RecordResult(spath, None, *problem)
+        return
+    first = head.lstrip()[:1]
+    if first not in (b"{", b"["):
+        yield RecordResult(spath, None, "unknown_format", f"not JSON/JSONL/Parquet: starts with {head.lstrip()[:20]!r}")
+        return
+    if size > max_record_bytes:
+        yield RecordResult(spath, None, "record_too_large", f"JSON file is {size} bytes > max_record_bytes={max_record_bytes} (convert lists to JSONL)")
+        return
+    yield from _iter_json_document(data, spath, opts)
 
 
 def _peek_problem(head: bytes, size: int) -> tuple[str, str] | None:
@@ -184,35 +214,36 @@ def _peek_problem(head: bytes, size: int) -> tuple[str, str] | None:
     return None
 
 
-def _iter_json_document(data: bytes, path: str, fmt: str | None, results: dict | None, max_record_bytes: int) -> Iterator[RecordResult]:
+def _iter_json_document(data: bytes, path: str, opts: _Options) -> Iterator[RecordResult]:
     try:
         obj = json.loads(data)
     except ValueError as exc:
         if getattr(exc, "msg", "") == "Extra data" and data.lstrip()[:1] == b"{":
             import io  # JSON Lines under a .json name: stream it as such
 
-            yield from _iter_jsonl(io.BytesIO(data), path, fmt, results, max_record_bytes)
+            yield from _iter_jsonl(io.BytesIO(data), path, opts)
             return
         reason, detail = _json_error(exc, path)
         yield RecordResult(path, None, reason, detail)
         return
-    yield from _records_of_document(obj, path, fmt, results)
+    yield from _records_of_document(obj, path, opts)
 
 
-def _records_of_document(obj: Any, path: str, fmt: str | None, results: dict | None) -> Iterator[RecordResult]:
+def _records_of_document(obj: Any, path: str, opts: _Options) -> Iterator[RecordResult]:
     if isinstance(obj, list):
         if not obj:
             yield RecordResult(path, None, "empty_file", "top-level JSON list is empty")
             return
-        one_record = READERS[fmt].many_per_list is False if fmt else READERS["openhands"].matches(obj)
+        one_record = READERS[opts.fmt].many_per_list is False if opts.fmt else READERS["openhands"].matches(obj)
         if not one_record:
             for i, item in enumerate(obj):
-                yield _to_result(item, f"{path}#{i}", path, fmt, results)
+                yield _to_result(item, f"{path}#{i}", path, opts)
             return
-    yield _to_result(obj, path, path, fmt, results)
+    yield _to_result(obj, path, path, opts)
 
 
-def _iter_jsonl(f: Any, path: str, fmt: str | None, results: dict | None, max_record_bytes: int) -> Iterator[RecordResult]:
+def _iter_jsonl(f: Any, path: str, opts: _Options) -> Iterator[RecordResult]:
+    max_record_bytes = opts.max_record_bytes
     limit = max_record_bytes + 1
     offset = lineno = 0
     loads = json.loads
@@ -235,7 +266,7 @@ def _iter_jsonl(f: Any, path: str, fmt: str | None, results: dict | None, max_re
         except ValueError as exc:
             yield RecordResult(location, None, *_json_error(exc, f"line {lineno}"))
             continue
-        yield _to_result(obj, location, path, fmt or ("hf-messages" if not _detect(obj) else None), results)
+        yield _to_result(obj, location, path, opts, opts.row_format(obj))
 
 
 def _skip_rest_of_line(f: Any) -> int:
@@ -247,7 +278,7 @@ def _skip_rest_of_line(f: Any) -> int:
             return skipped
 
 
-def _iter_parquet(path: str, fmt: str | None, results: dict | None) -> Iterator[RecordResult]:
+def _iter_parquet(path: str, opts: _Options) -> Iterator[RecordResult]:
     try:
         import pyarrow.parquet as pq
 
@@ -258,7 +289,7 @@ def _iter_parquet(path: str, fmt: str | None, results: dict | None) -> Iterator[
     index = 0
     for batch in pf.iter_batches(batch_size=64):
         for row in batch.to_pylist():
-            yield _to_result(row, f"{path}#{index}", path, fmt or ("hf-messages" if not _detect(row) else None), results)
+            yield _to_result(row, f"{path}#{index}", path, opts, opts.row_format(row))
             index += 1
 
 
@@ -271,19 +302,19 @@ def _parsed_document(path: str, mtime_ns: int, size: int) -> Any:
 def load_trajectory(location: str, results: dict | None = None, fmt: str | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Trajectory:
     """Re-read ONE record by the location `iter_records` gave it (a seek for JSONL lines)."""
     _check_fmt(fmt)
-    rec = _reread(location, results, fmt, max_record_bytes)
+    rec = _reread(location, _Options(fmt, results, max_record_bytes))
     if rec.trajectory is None:
         raise CtxdataError(f"cannot re-read trajectory {location}: {rec.reason}: {rec.detail}")
     return rec.trajectory
 
 
-def _reread(location: str, results: dict | None, fmt: str | None, max_record_bytes: int) -> RecordResult:
+def _reread(location: str, opts: _Options) -> RecordResult:
     m = _JSONL_LOCATION.match(location)
     if m and not os.path.exists(location):
         path, lineno, offset = m.group(1), int(m.group(2)), int(m.group(3))
         with open(path, "rb") as f:
             f.seek(offset)
-            rows = list(_iter_jsonl(_OneLine(f.readline(max_record_bytes + 1)), path, fmt, results, max_record_bytes))
+            rows = list(_iter_jsonl(_OneLine(f.readline(opts.max_record_bytes + 1)), path, opts))
         if not rows:
             return RecordResult(location, None, "missing_record", f"no record at byte {offset}")
         rec = rows[0]
@@ -292,13 +323,13 @@ def _reread(location: str, results: dict | None, fmt: str | None, max_record_byt
     if m and not os.path.exists(location):
         path, index = m.group(1), int(m.group(2))
         if path.endswith(".parquet"):
-            return _parquet_row(path, index, location, fmt, results)
+            return _parquet_row(path, index, location, opts)
         st = os.stat(path)
         obj = _parsed_document(path, st.st_mtime_ns, st.st_size)
         if not isinstance(obj, list) or index >= len(obj):
             return RecordResult(location, None, "missing_record", f"{path} has no element {index}")
-        return _to_result(obj[index], location, path, fmt, results)
-    records = list(iter_records(Path(location), fmt, results, max_record_bytes))
+        return _to_result(obj[index], location, path, opts)
+    records = list(iter_records(Path(location), opts.fmt, opts.results, opts.max_record_bytes))
     return records[0] if len(records) == 1 else RecordResult(location, None, "missing_record", f"{location} holds {len(records)} records")
 
 
@@ -319,7 +350,7 @@ def _relocated(rec: RecordResult, location: str) -> RecordResult:
     return rec
 
 
-def _parquet_row(path: str, index: int, location: str, fmt: str | None, results: dict | None) -> RecordResult:
+def _parquet_row(path: str, index: int, location: str, opts: _Options) -> RecordResult:
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -327,7 +358,7 @@ def _parquet_row(path: str, index: int, location: str, fmt: str | None, results:
         n = pf.metadata.row_group(group).num_rows
         if index < n:
             row = pf.read_row_group(group).slice(index, 1).to_pylist()[0]
-            return _to_result(row, location, path, fmt or ("hf-messages" if not _detect(row) else None), results)
+            return _to_result(row, location, path, opts, opts.row_format(row))
         index -= n
     return RecordResult(location, None, "missing_record", f"{path} has fewer rows")
 
@@ -338,13 +369,14 @@ class ReadTrajectories(Stage):
     name = "read"
     reject_kind = INPUT
 
-    def __init__(self, fmt: str | None = None, results_path: str | Path | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+    def __init__(self, fmt: str | None = None, results_path: str | Path | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, with_steps: bool = True) -> None:
         _check_fmt(fmt)
         if max_record_bytes < 1:
             raise ConfigError(f"max_record_bytes must be >= 1, got {max_record_bytes}")
         self.fmt = fmt
         self.results_path = Path(results_path) if results_path else None
         self.max_record_bytes = max_record_bytes
+        self.with_steps = with_steps  # False: the light signature pass (steps validated, not built)
         self._results: dict | None = None  # loaded on first run, so the stage stays cheap to build and pickle
 
     def results(self) -> dict | None:
@@ -357,7 +389,7 @@ class ReadTrajectories(Stage):
         for item in paths:
             files = discover_trace_files(Path(item)) if Path(item).is_dir() else [Path(item)]
             for path in files:
-                for rec in iter_records(path, self.fmt, results, self.max_record_bytes):
+                for rec in iter_records(path, self.fmt, results, self.max_record_bytes, self.with_steps):
                     ctx.counters["inputs"] += 1
                     if rec.trajectory is None:
                         ctx.reject(rec.location, rec.reason or "unreadable", rec.detail, stage=self.name, kind=INPUT)

@@ -10,33 +10,81 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ctxdata.coding.formats._text import RecordError, content_text, extract_issue, parse_observation, split_thought_action
+from ctxdata.coding.formats._text import RecordError, content_text, extract_issue, parse_observation
 from ctxdata.coding.trajectory import Step
 
 
 def chat_steps(messages: Any) -> tuple[str, list[Step]]:
-    """`(issue, steps)` from a chat list; raises RecordError for a non-list or a non-dict message."""
-    if not isinstance(messages, list):
+    """`(issue, steps)` from a chat list; raises RecordError for a non-list or a non-dict message.
+
+    This is the hot loop of reading (every message of every trajectory): splits are inlined
+    `str.find`s, not helper calls or regexes, to stay close to raw `json.loads` speed.
+    """
+    if type(messages) is not list:
         raise RecordError("missing_messages", f"`messages` is a {type(messages).__name__}, expected a list of chat turns")
     issue = ""
     steps: list[Step] = []
+    last: Step | None = None
     seen_task = False
     for i, msg in enumerate(messages):
-        if not isinstance(msg, dict):
+        if type(msg) is not dict:
+            raise RecordError("bad_message", f"message {i} is a {type(msg).__name__}, expected an object with role/content")
+        role = msg.get("role")
+        text = msg.get("content")
+        if type(text) is not str:
+            text = content_text(text)
+        if role == "assistant":
+            fence = text.find("```")
+            if fence < 0:
+                thought, action = text, ""
+            else:
+                thought, body = text[:fence], text.find("\n", fence)
+                if body < 0:
+                    action = ""
+                else:
+                    close = text.find("```", body + 1)
+                    action = (text[body + 1 : close] if close >= 0 else text[body + 1 :]).strip("\n")
+            thought = thought.strip()
+            if thought.startswith("THOUGHT:"):
+                thought = thought[8:].lstrip()
+            if not action and msg.get("tool_calls"):
+                action = _tool_call_action(msg["tool_calls"])
+            last = Step(thought, action, "", None)
+            steps.append(last)
+        elif role == "user" or role == "tool":
+            if last is not None:
+                if text.startswith("<returncode>") and not last.observation:
+                    output, last.returncode = parse_observation(text)
+                    last.observation = output
+                else:
+                    _attach_observation(last, text)
+            elif not seen_task:
+                issue, seen_task = extract_issue(text), True
+    return issue, steps
+
+
+def chat_summary(messages: Any) -> tuple[str, int, str]:
+    """`(issue, n_steps, last_diff)` without building steps: the light signature pass."""
+    if type(messages) is not list:
+        raise RecordError("missing_messages", f"`messages` is a {type(messages).__name__}, expected a list of chat turns")
+    issue, n_steps, diff_at = None, 0, -1
+    for i, msg in enumerate(messages):
+        if type(msg) is not dict:
             raise RecordError("bad_message", f"message {i} is a {type(msg).__name__}, expected an object with role/content")
         role = msg.get("role")
         if role == "assistant":
-            thought, action = split_thought_action(content_text(msg.get("content")))
-            if not action and msg.get("tool_calls"):
-                action = _tool_call_action(msg["tool_calls"])
-            steps.append(Step(thought=thought, action=action))
-        elif role in ("user", "tool"):
-            text = content_text(msg.get("content"))
-            if not seen_task and not steps:
-                issue, seen_task = extract_issue(text), True
-            elif steps:
-                _attach_observation(steps[-1], text)
-    return issue, steps
+            n_steps += 1
+            text = msg.get("content")
+            if type(text) is str and "git diff" in text:
+                diff_at = i + 1
+        elif issue is None and n_steps == 0 and (role == "user" or role == "tool"):
+            issue = extract_issue(content_text(msg.get("content")))
+    patch = ""
+    if 0 < diff_at < len(messages) and isinstance(messages[diff_at], dict):
+        from ctxdata.coding.formats._text import diff_in_output
+
+        patch = diff_in_output(parse_observation(content_text(messages[diff_at].get("content")))[0])
+    return issue or "", n_steps, patch
 
 
 def _attach_observation(step: Step, text: str) -> None:

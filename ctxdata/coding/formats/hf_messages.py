@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from ctxdata.coding.formats._text import RecordError, parse_instance_id
-from ctxdata.coding.formats.chat import chat_steps, last_diff
+from ctxdata.coding.formats.chat import chat_steps, chat_summary, last_diff
 from ctxdata.coding.trajectory import Outcome, Trajectory
 
 
@@ -22,7 +22,7 @@ class HfMessagesReader:
     def matches(self, obj: Any) -> bool:
         return isinstance(obj, dict) and "messages" in obj
 
-    def parse(self, obj: Any, location: str, path: str) -> Trajectory:
+    def parse(self, obj: Any, location: str, path: str, with_steps: bool = True) -> Trajectory:
         if not isinstance(obj, dict):
             raise RecordError("unknown_format", f"expected a JSON object per row, got {type(obj).__name__}")
         if "messages" not in obj:
@@ -34,12 +34,19 @@ class HfMessagesReader:
                 messages = json.loads(messages)
             except ValueError:
                 raise RecordError("missing_messages", "`messages` is a string that is not a JSON list") from None
-        issue, steps = chat_steps(messages)
+        if with_steps:
+            issue, steps = chat_steps(messages)
+            found_diff = last_diff(steps)
+        else:
+            issue, n_steps, found_diff = chat_summary(messages)
+            steps = []
+            if n_steps == 0:
+                raise RecordError("no_steps", "row has no assistant turns")
         instance_id = str(obj.get("instance_id") or obj.get("id") or "")
         if not instance_id:
             raise RecordError("missing_id", "row has neither `instance_id` nor `id`")
         repo, commit = parse_instance_id(instance_id)
-        patch = obj.get("patch") or obj.get("model_patch") or last_diff(steps)
+        patch = obj.get("patch") or obj.get("model_patch") or found_diff
         resolved = obj.get("resolved")
         return Trajectory(
             id=instance_id,

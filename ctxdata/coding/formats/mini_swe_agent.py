@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from ctxdata.coding.formats._text import RecordError, parse_instance_id
-from ctxdata.coding.formats.chat import chat_steps
+from ctxdata.coding.formats.chat import chat_steps, chat_summary
 from ctxdata.coding.formats.results import sidecar_outcome
 from ctxdata.coding.trajectory import Outcome, Trajectory
 
@@ -27,12 +27,18 @@ class MiniSweAgentReader:
             return True
         return "messages" in obj and isinstance(obj.get("info"), dict)
 
-    def parse(self, obj: Any, location: str, path: str) -> Trajectory:
+    def parse(self, obj: Any, location: str, path: str, with_steps: bool = True) -> Trajectory:
         if not isinstance(obj, dict):
             raise RecordError("unknown_format", f"expected a JSON object, got {type(obj).__name__}")
         if "messages" not in obj:
             raise RecordError("missing_messages", "mini-swe-agent trajectory has no `messages` key")
-        issue, steps = chat_steps(obj["messages"])
+        if with_steps:
+            issue, steps = chat_steps(obj["messages"])
+        else:
+            issue, n_steps, _ = chat_summary(obj["messages"])
+            steps = []
+            if n_steps == 0:
+                raise RecordError("no_steps", "trajectory has no assistant turns")
         info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
         instance_id = obj.get("instance_id") or _id_from_path(path)
         repo, commit = parse_instance_id(instance_id)

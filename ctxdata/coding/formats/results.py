@@ -82,23 +82,44 @@ def _load_one(path: Path, default_id: str | None = None) -> dict[str, Outcome]:
         raise CtxdataError(f"results file {path}: {exc}") from None
 
 
+# traj dir -> the `logs` dir that holds its sidecars ("" = none): one lookup per folder, not per file.
+_LOGS_DIR_CACHE: dict[str, str] = {}
+
+
+def _logs_dir(traj_dir: str, instance_id: str) -> str:
+    cached = _LOGS_DIR_CACHE.get(traj_dir)
+    if cached is not None:
+        return cached
+    d = traj_dir
+    found = ""
+    for _ in range(3):
+        if os.path.isdir(os.path.join(d, "logs")):
+            found = os.path.join(d, "logs")
+            if os.path.isdir(os.path.join(found, instance_id)):
+                break
+        d = os.path.dirname(d)
+    if len(_LOGS_DIR_CACHE) > 4096:
+        _LOGS_DIR_CACHE.clear()
+    _LOGS_DIR_CACHE[traj_dir] = found
+    return found
+
+
 def sidecar_outcome(traj_path: str, instance_id: str) -> Outcome | None:
-    """The outcome in `<dir>/logs/<instance_id>/report.json` for the trajectory's 3 nearest dirs.
+    """The outcome in `<dir>/logs/<instance_id>/report.json` for one of the trajectory's 3 nearest dirs.
 
     Covers `X/trajs/<id>/<id>.traj.json` + `X/logs/<id>/report.json` (the SWE-bench layout) and
     flatter variants. A sidecar that cannot be parsed is ignored (outcome unknown), not fatal.
     """
-    d = os.path.dirname(os.path.abspath(traj_path))
-    for _ in range(3):
-        candidate = os.path.join(d, "logs", instance_id, "report.json")
-        if os.path.isfile(candidate):
-            try:
-                with open(candidate, "rb") as f:
-                    data = json.loads(f.read())
-            except (OSError, ValueError):
-                return None
-            if isinstance(data, dict) and isinstance(data.get(instance_id), dict):
-                data = data[instance_id]
-            return outcome_from_report(data) if _is_report(data) else None
-        d = os.path.dirname(d)
-    return None
+    traj_dir = os.path.dirname(traj_path)
+    key = os.path.dirname(traj_dir) if os.path.basename(traj_dir) == instance_id else traj_dir
+    logs = _logs_dir(key, instance_id)
+    if not logs:
+        return None
+    try:
+        with open(os.path.join(logs, instance_id, "report.json"), "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get(instance_id), dict):
+        data = data[instance_id]
+    return outcome_from_report(data) if _is_report(data) else None
