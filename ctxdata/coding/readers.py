@@ -49,7 +49,7 @@ class RecordResult:
 
 
 def discover_trace_files(root: Path) -> list[Path]:
-    """Trajectory files under `root` (or `root` itself), sorted; skips hidden files and `logs/**/report.json`."""
+    """Trajectory files under `root` (or `root` itself), sorted; skips hidden files and `logs/` folders."""
     root = Path(root)
     if root.is_file():
         return [root]
@@ -57,15 +57,11 @@ def discover_trace_files(root: Path) -> list[Path]:
         raise CtxdataError(f"trajectory path {root} does not exist")
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        in_logs = "logs" in Path(dirpath).relative_to(root).parts
-        for name in filenames:
-            if name.startswith(".") or not name.endswith(TRACE_SUFFIXES):
-                continue
-            if in_logs and name == "report.json":
-                continue  # SWE-bench outcome sidecars, read by the mini-swe-agent reader
-            found.append(Path(dirpath) / name)
-    return sorted(found, key=str)
+        # `logs/` holds SWE-bench harness outputs (report.json sidecars, test logs), never
+        # trajectories: the readers look sidecars up directly, so the walk skips the whole tree.
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "logs")
+        found.extend(os.path.join(dirpath, name) for name in filenames if not name.startswith(".") and name.endswith(TRACE_SUFFIXES))
+    return [Path(p) for p in sorted(found)]
 
 
 def _check_fmt(fmt: str | None) -> None:
