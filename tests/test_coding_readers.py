@@ -241,3 +241,45 @@ def test_light_pass_skips_steps_but_keeps_signature_fields(shared_traces, tmp_pa
     (tmp_path / "diff.jsonl").write_text(json.dumps(row) + "\n")
     [full], [light] = iter_records(tmp_path / "diff.jsonl"), iter_records(tmp_path / "diff.jsonl", with_steps=False)
     assert full.trajectory.patch == light.trajectory.patch == "diff --git a/x b/x\n"
+
+
+def _oh_events():
+    return [
+        {"id": 0, "source": "user", "action": "message", "args": {"content": "Fix the parser"}},
+        {"id": 1, "source": "agent", "action": "run", "args": {"command": "pytest -q", "thought": "run tests"}},
+        {"id": 2, "source": "agent", "observation": "run", "cause": 1, "content": "1 failed", "extras": {"metadata": {"exit_code": 1}}},
+        {"id": 3, "source": "agent", "action": "finish", "args": {"thought": "done"}},
+    ]
+
+
+def test_openhands_eval_output_rows_and_pair_histories(tmp_path):
+    row = {"instance_id": "acme__parser-12", "instruction": "Fix the parser", "history": _oh_events(), "test_result": {"git_patch": "diff --git a/p.py b/p.py\n"}, "report": {"resolved": True}, "metadata": {"llm_config": {"model": "m-1"}}}
+    old = dict(row, instance_id="acme__parser-13", history=[[_oh_events()[1], _oh_events()[2]]])
+    (tmp_path / "output.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(old) + "\n")
+    a, b = [r.trajectory for r in iter_records(tmp_path / "output.jsonl")]
+    assert (a.format, a.repo, a.patch, a.outcome.resolved, a.model) == ("openhands", "acme/parser", "diff --git a/p.py b/p.py\n", True, "m-1")
+    assert [(s.action, s.observation, s.returncode) for s in a.steps] == [("pytest -q", "1 failed", 1), ("finish", "", None)]
+    assert b.steps[0].action == "pytest -q" and b.steps[0].observation == "1 failed"
+
+
+def test_json_list_of_rows_and_jsonl_under_a_json_name(tmp_path):
+    rows = [_chat_row(instance_id=f"o__r-{i}") for i in range(3)]
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    (tmp_path / "lines.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    listed = list(iter_records(tmp_path / "rows.json"))
+    assert [r.location.rsplit("#", 1)[1] for r in listed] == ["0", "1", "2"] and all(r.trajectory.format == "hf-messages" for r in listed)
+    lined = list(iter_records(tmp_path / "lines.json"))
+    assert [r.trajectory.id for r in lined] == ["o__r-0", "o__r-1", "o__r-2"] and lined[1].location.endswith(":2@" + str(len(json.dumps(rows[0])) + 1))
+    assert load_trajectory(listed[2].location).id == load_trajectory(lined[2].location).id == "o__r-2"
+
+
+def test_tool_call_messages_and_content_parts(tmp_path):
+    row = {"instance_id": "x__y-1", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "Please fix "}, {"type": "text", "text": "it"}]},
+        {"role": "assistant", "content": "Looking.", "tool_calls": [{"function": {"name": "execute_bash", "arguments": json.dumps({"command": "ls"})}}]},
+        {"role": "tool", "content": "a.py"},
+    ]}
+    (tmp_path / "t.jsonl").write_text(json.dumps(row) + "\n")
+    [rec] = iter_records(tmp_path / "t.jsonl")
+    t = rec.trajectory
+    assert t.issue == "Please fix it" and (t.steps[0].thought, t.steps[0].action, t.steps[0].observation) == ("Looking.", "ls", "a.py")
