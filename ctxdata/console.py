@@ -64,9 +64,11 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 def print_report(report: dict[str, Any], title: str | None = None) -> None:
     """The summary table every build command ends with: stages, methods, reject reasons."""
-    title = title or f"ctxdata {report.get('command', '')}: {report['pairs']} pairs from {report['inputs']} inputs"
+    title = title or f"{report.get('command', 'ctxdata')}: {report['pairs']} pairs"
     rows: list[list[Any]] = [["inputs", report["inputs"]]]
-    rows.append(["  inputs rejected", report.get("inputs_rejected", 0)])
+    rows.append(["  inputs rejected (unreadable)", report.get("inputs_rejected", 0)])
+    if report.get("records_rejected"):
+        rows.append(["  records rejected (unusable)", report["records_rejected"]])
     for stage in report["stages"]:
         rows.append([f"stage {stage['name']}", f"{stage['in']} -> {stage['out']}"])
     for key, n in report.get("counters", {}).items():

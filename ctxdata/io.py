@@ -199,6 +199,7 @@ class PairOutput:
             "command": self.command,
             "inputs": inputs,
             "inputs_rejected": reject_kinds.get("input", 0),
+            "records_rejected": reject_kinds.get("record", 0),
             "candidates_rejected": reject_kinds.get("candidate", 0),
             "rejected": dict(sorted(rejected.items())),
             "stages": [s.to_dict() for s in stats.values()],

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 INPUT = "input"  # a reject of something read from disk (a file, a line, an image)
+RECORD = "record"  # a reject of a record that was read but cannot be used (e.g. a trajectory with no patch)
 CANDIDATE = "candidate"  # a reject of a candidate pair
 
 

