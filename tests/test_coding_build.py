@@ -1,0 +1,161 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ctxdata.cli.main import app
+from ctxdata.coding.build import CodingBuildConfig, build_coding
+from ctxdata.coding.mask import leaked_lines
+from ctxdata.coding.synth import SynthConfig, write_traces
+from ctxdata.errors import CtxdataError
+from ctxdata.io import iter_rows
+
+
+@pytest.fixture(scope="module")
+def synth_traces(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    write_traces(SynthConfig(n=60, seed=3, kb=6), out, workers=1)
+    return out
+
+
+def _rows(out):
+    return list(iter_rows(out))
+
+
+def _assert_invariants(report, rows):
+    assert report["inputs"] == report["trajectories_read"] + report["inputs_rejected"]
+    assert report["trajectories_read"] == report["trajectories_signed"] + report["records_rejected"]
+    assert report["candidates"] == report["pairs"] + report["candidates_rejected"]
+    assert len(rows) == report["pairs"]
+    for row in rows:
+        checks = json.loads(row["checks"])
+        assert {c["name"] for c in checks} >= {"contexts_differ", "no_patch_leak", "length_ratio", "no_id_shortcut", "answers_differ"}
+        assert all(c["passed"] for c in checks)
+        for ctx in (row["context_a_text"], row["context_b_text"]):
+            assert leaked_lines(ctx, [row["answer"], row["answer_confounder"]]) == []
+            assert row["anchor_id"] not in ctx and row["confounder_id"] not in ctx
+
+
+def test_real_trajectories_give_file_and_function_pairs(shared_traces, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "real"
+    report = build_coding(CodingBuildConfig(traces=[str(shared_traces / "mini-swe-agent-swebench")], out=str(out)))
+    assert report["inputs"] == 20  # the 20 trajectories; report.json sidecars are not inputs
+    assert report["methods"].get("condition:file", 0) >= 1 and report["methods"].get("condition:function", 0) >= 1
+    ds = datasets.load_from_disk(str(out))
+    assert len(ds) == report["pairs"] and set(ds["domain"]) == {"coding"}
+    _assert_invariants(report, _rows(out))
+    meta = json.loads(ds[0]["meta"])
+    assert meta["level"] == ds[0]["method"].split(":")[1]
+
+
+def test_a_folder_mixing_every_shared_format(shared_traces, tmp_path):
+    report = build_coding(CodingBuildConfig(traces=[str(shared_traces)], out=str(tmp_path / "mixed")))
+    formats = {json.loads(r["meta"])["anchor_format"] for r in _rows(tmp_path / "mixed")}
+    assert report["inputs"] == 34 and report["inputs_rejected"] == 0  # 20 + 5 + 5 + 1 + 3 records, all parse
+    assert "mini-swe-agent" in formats
+    _assert_invariants(report, _rows(tmp_path / "mixed"))
+
+
+def _write_bad_inputs(folder: Path) -> dict[str, str]:
+    """One file per kind of bad input, mapped to the reject reason expected for it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "truncated.traj.json").write_text('{"instance_id": "a__b-1", "messages": [{"role": "user", "con')
+    (folder / "empty.jsonl").write_bytes(b"")
+    (folder / "latin1.jsonl").write_bytes('{"instance_id": "x", "messages": []}'.encode() + b"\xff\xfe caf\xe9\n")
+    (folder / "nomessages.jsonl").write_text(json.dumps({"instance_id": "o__r.abc12345.func_pm__x", "text": "hi"}) + "\n")
+    (folder / "binary.json").write_bytes(bytes(range(256)) * 8)
+    (folder / "huge.jsonl").write_text('{"instance_id": "o__r.abc12345.x", "messages": "' + "x" * 3_000_000 + '"}\n')
+    return {"truncated.traj.json": "invalid_json", "empty.jsonl": "empty_file", "latin1.jsonl": "not_utf8",
+            "nomessages.jsonl": "missing_messages", "binary.json": "binary_file", "huge.jsonl": "record_too_large"}
+
+
+def test_bad_inputs_are_rejected_with_reasons_and_the_run_finishes(synth_traces, tmp_path):
+    traces = tmp_path / "traces"
+    shutil.copytree(synth_traces, traces)
+    expected = _write_bad_inputs(traces / "bad")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["build-coding", "--traces", str(traces), "--out", str(out), "--max-record-bytes", str(1 << 20)])
+    assert result.exit_code == 0, result.output
+    rejects = [json.loads(l) for l in (out / "rejects.jsonl").read_text().splitlines()]
+    by_file = {Path(r["source"].split(":")[0].split("#")[0]).name: r["reason"] for r in rejects if r["kind"] == "input"}
+    for name, reason in expected.items():
+        assert by_file.get(name) == reason, (name, by_file)
+    report = json.loads((out / "report.json").read_text())
+    assert report["inputs_rejected"] == len(expected)
+    assert report["inputs"] == 60 + len(expected)
+    _assert_invariants(report, _rows(out))
+
+
+def test_exit_code_1_only_when_nothing_could_be_read(tmp_path):
+    bad = tmp_path / "bad"
+    _write_bad_inputs(bad)
+    result = CliRunner().invoke(app, ["build-coding", "--traces", str(bad), "--out", str(tmp_path / "out"), "--max-record-bytes", str(1 << 20)])
+    assert result.exit_code == 1
+    assert "no trajectory could be read" in result.output and "Traceback" not in result.output
+    assert len((tmp_path / "out" / "rejects.jsonl").read_text().splitlines()) == 6
+    missing = CliRunner().invoke(app, ["build-coding", "--traces", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_kill_then_rerun_gives_the_same_shards(synth_traces, tmp_path, monkeypatch):
+    import ctxdata.io
+
+    clean = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "clean"), shard_size=5))
+    assert len(clean["shards"]) >= 3
+    real_write = ctxdata.io.PairOutput.write_task
+    calls = {"n": 0}
+
+    def dying_write(self, task, rows, ctx):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # killed while building the third shard
+        return real_write(self, task, rows, ctx)
+
+    monkeypatch.setattr(ctxdata.io.PairOutput, "write_task", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "killed"), shard_size=5))
+    monkeypatch.setattr(ctxdata.io.PairOutput, "write_task", real_write)
+    resumed = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "killed"), shard_size=5))
+    assert resumed["resumed_tasks"] == 2
+    assert resumed["shards"] == clean["shards"]
+    for shard in clean["shards"]:
+        assert (tmp_path / "clean" / shard).read_bytes() == (tmp_path / "killed" / shard).read_bytes()
+    assert (tmp_path / "clean" / "rejects.jsonl").read_text() == (tmp_path / "killed" / "rejects.jsonl").read_text()
+
+
+def test_same_seed_same_bytes_other_seed_other_labels(synth_traces, tmp_path):
+    reports = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        reports[name] = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / name), seed=seed))
+    for shard in reports["a"]["shards"]:
+        assert (tmp_path / "a" / shard).read_bytes() == (tmp_path / "b" / shard).read_bytes()
+    labels = lambda n: [r["label"] for r in iter_rows(tmp_path / n, ["label"])]
+    assert labels("a") != labels("c")
+    assert abs(labels("a").count("A") - labels("a").count("B")) <= 2
+
+
+def test_cli_build_and_inspect(synth_traces, tmp_path):
+    out = tmp_path / "cli"
+    runner = CliRunner()
+    result = runner.invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(out), "--levels", "repo,file,function", "--max-context-tokens", "512"])
+    assert result.exit_code == 0, result.output
+    assert "cascade levels" in result.output and "pairs written" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert "issue" not in report["levels"] and report["pairs"] > 0
+    assert all(len(r["context_a_text"]) <= 512 * 4 + 200 for r in iter_rows(out, ["context_a_text"]))
+    shown = runner.invoke(app, ["inspect", str(out), "--samples", "1"])
+    assert shown.exit_code == 0 and "context A" in shown.output
+    bad = runner.invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(out), "--levels", "repo,module"])
+    assert bad.exit_code == 1 and "valid levels" in bad.output
+    changed = runner.invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(out), "--seed", "9"])
+    assert changed.exit_code == 1 and "--overwrite" in changed.output
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(CtxdataError):
+        CodingBuildConfig(traces=[], out="x")
+    with pytest.raises(CtxdataError, match="max-context-tokens"):
+        CodingBuildConfig(traces=["x"], out="x", max_context_tokens=10)

@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+
+from ctxdata.coding.cascade import CascadeConfig, Signature, SignTrajectories, mine_candidates
+from ctxdata.coding.similarity import minhash
+from ctxdata.coding.trajectory import Outcome, Trajectory
+from ctxdata.errors import ConfigError
+from ctxdata.pipeline import RunContext, run_stages
+
+
+def make_sig(id, repo="o/r", files=("a.py",), functions=("a.py::f",), issue="fix the crash in f when x is none", commit="", resolved=None, patch=None):
+    return Signature(id=id, location=f"/x/{id}", repo=repo, commit=commit, files=tuple(files), functions=tuple(functions),
+                     issue_minhash=minhash(issue), patch_digest=patch or id, resolved=resolved)
+
+
+def test_pairs_come_from_the_deepest_shared_level():
+    sigs = [
+        make_sig("f1", functions=("a.py::f",), issue="alpha beta gamma delta epsilon"),
+        make_sig("f2", functions=("a.py::f",), issue="one two three four five six"),
+        make_sig("g1", functions=("a.py::g",), issue="zeta eta theta iota kappa"),
+        make_sig("h1", files=("b.py",), functions=("b.py::h",), issue="lambda mu nu xi omicron"),
+        make_sig("h2", files=("b.py",), functions=("b.py::k",), issue="pi rho sigma tau upsilon"),
+    ]
+    cands = mine_candidates(sigs, CascadeConfig(levels=("repo", "file", "function", "issue")))
+    levels = {frozenset((c.anchor_id, c.confounder_id)): c.level for c in cands}
+    assert levels == {frozenset({"f1", "f2"}): "function", frozenset({"h1", "h2"}): "file"}
+
+
+def test_related_issues_reach_the_issue_level_and_threshold_matters():
+    issue = "the url validator accepts passwords with a slash in the user field and should reject them"
+    sigs = [make_sig("a", issue=issue), make_sig("b", issue=issue + " too")]
+    assert mine_candidates(sigs, CascadeConfig())[0].level == "issue"
+    assert mine_candidates(sigs, CascadeConfig(issue_threshold=1.0))[0].level == "function"
+    assert mine_candidates(sigs, CascadeConfig(levels=("repo", "file", "function")))[0].level == "function"
+
+
+def test_min_level_and_unknown_commit():
+    sigs = [make_sig("a", files=("a.py",), functions=()), make_sig("b", files=("b.py",), functions=())]
+    assert mine_candidates(sigs, CascadeConfig()) == []  # only share the repo: below the default min level
+    cands = mine_candidates(sigs, CascadeConfig(min_level="repo"))
+    assert [c.level for c in cands] == ["repo"]  # "commit" is not claimed when commits are unknown
+    known = [make_sig("a", files=("a.py",), functions=(), commit="abc"), make_sig("b", files=("b.py",), functions=(), commit="abc")]
+    assert [c.level for c in mine_candidates(known, CascadeConfig(min_level="repo"))] == ["commit"]
+
+
+def test_identical_patches_and_different_repos_never_pair():
+    sigs = [make_sig("a", patch="same"), make_sig("b", patch="same"), make_sig("c", repo="o/other")]
+    assert mine_candidates(sigs, CascadeConfig()) == []
+
+
+def test_each_trajectory_is_used_at_most_the_cap_and_pairs_are_unique():
+    sigs = [make_sig(f"t{i}") for i in range(40)]
+    for cap in (1, 3):
+        cands = mine_candidates(sigs, CascadeConfig(max_pairs_per_trajectory=cap))
+        uses = {}
+        for c in cands:
+            for t in (c.anchor_id, c.confounder_id):
+                uses[t] = uses.get(t, 0) + 1
+        assert max(uses.values()) <= cap
+        assert len({frozenset((c.anchor_id, c.confounder_id)) for c in cands}) == len(cands)
+    assert len(mine_candidates(sigs, CascadeConfig(max_pairs_per_trajectory=1))) == 20
+
+
+def test_labels_balanced_and_seeded():
+    sigs = [make_sig(f"t{i}", functions=(f"a.py::f{i % 10}",)) for i in range(200)]
+    a = mine_candidates(sigs, CascadeConfig(seed=1))
+    b = mine_candidates(sigs, CascadeConfig(seed=1))
+    c = mine_candidates(sigs, CascadeConfig(seed=2))
+    labels = [x.label for x in a]
+    assert abs(labels.count("A") - labels.count("B")) <= 1
+    assert [(x.anchor_id, x.confounder_id, x.label) for x in a] == [(x.anchor_id, x.confounder_id, x.label) for x in b]
+    assert [x.label for x in a] != [x.label for x in c]
+
+
+def test_resolved_trajectory_is_preferred_as_anchor():
+    sigs = [make_sig("bad", resolved=False), make_sig("good", resolved=True)]
+    assert mine_candidates(sigs, CascadeConfig())[0].anchor_id == "good"
+
+
+def test_cost_is_bounded_by_the_window_in_one_huge_block(monkeypatch):
+    import ctxdata.coding.cascade as cascade
+
+    calls = {"n": 0}
+    real = cascade._issue_sim
+
+    def counting(a, b):
+        calls["n"] += 1
+        return real(a, b)
+
+    monkeypatch.setattr(cascade, "_issue_sim", counting)
+    sigs = [make_sig(f"t{i}") for i in range(2000)]
+    mine_candidates(sigs, CascadeConfig(window=4, levels=("repo", "function")))
+    # one block of 2000 at each of 2 levels: ~2000*4 per level, never 2000^2/2
+    assert calls["n"] <= 2 * 2000 * 4
+
+
+def test_bad_configs_are_rejected_with_a_helpful_message():
+    with pytest.raises(ConfigError, match="valid levels"):
+        CascadeConfig(levels=("repo", "module"))
+    with pytest.raises(ConfigError, match="start at `repo`"):
+        CascadeConfig(levels=("file", "function"))
+    with pytest.raises(ConfigError, match="ordered"):
+        CascadeConfig(levels=("repo", "function", "file"))
+    with pytest.raises(ConfigError, match="min-level"):
+        CascadeConfig(levels=("repo", "function"), min_level="file")
+
+
+def test_sign_stage_drops_unusable_trajectories_with_reasons():
+    patch = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@ def f():\n-    return 1\n+    return 2\n"
+    trajs = [
+        Trajectory(id="ok", format="synth", source="s1", repo="o/r", issue="bug", patch=patch, outcome=Outcome(resolved=True)),
+        Trajectory(id="norepo", format="synth", source="s2", issue="bug", patch=patch),
+        Trajectory(id="nopatch", format="synth", source="s3", repo="o/r", issue="bug"),
+        Trajectory(id="noissue", format="synth", source="s4", repo="o/r", patch=patch),
+        Trajectory(id="garbage", format="synth", source="s5", repo="o/r", issue="bug", patch="not a diff"),
+        Trajectory(id="ok", format="synth", source="s6", repo="o/r", issue="bug", patch=patch),
+    ]
+    ctx = RunContext()
+    sigs = list(run_stages([SignTrajectories()], trajs, ctx))
+    assert [s.id for s in sigs] == ["ok"]
+    assert sigs[0].files == ("a.py",) and sigs[0].functions == ("a.py::f",)
+    assert ctx.stats["sign"].dropped == {"no_repo": 1, "no_patch": 1, "no_issue": 1, "unparsable_patch": 1, "duplicate_instance": 1}
+    assert {r.kind for r in ctx.rejects} == {"record"}

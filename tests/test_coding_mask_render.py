@@ -1,0 +1,62 @@
+from ctxdata.coding.mask import LINE_MASK, PATCH_MASK, leaked_lines, mask_trajectory, significant_lines
+from ctxdata.coding.render import render_trajectory
+from ctxdata.coding.trajectory import Step, Trajectory
+
+PATCH = """diff --git a/pkg/validators.py b/pkg/validators.py
+index 1111111..2222222 100644
+--- a/pkg/validators.py
++++ b/pkg/validators.py
+@@ -10,7 +10,7 @@ class URLValidator(RegexValidator):
+     regex = compile(
+-        r'(?:\\S+(?::\\S*)?@)?'  # user:pass authentication
++        r'(?:[^\\s:@/]+(?::[^\\s:@/]*)?@)?'  # user:pass authentication
+     )
++    return None
+"""
+OTHER = PATCH.replace("[^\\s:@/]+", "[^\\s@]+")
+
+
+def _traj():
+    added = "        r'(?:[^\\s:@/]+(?::[^\\s:@/]*)?@)?'  # user:pass authentication"
+    return Trajectory(id="django__django-10097", format="synth", source="x", repo="django/django", issue="fix", steps=[
+        Step("look at it", "grep -n regex pkg/validators.py", "12:  regex = compile(", 0),
+        Step("edit with sed", f"sed -i 's/old/new/' pkg/validators.py && cat <<'EOF' > fix.py\n{added}\nEOF", "", 0),
+        Step("show the file", "cat pkg/validators.py", f"class URLValidator:\n{added}\n    pass", 0),
+        Step("see my diff", "git diff", PATCH, 0),
+        Step("ticket", "echo done", "see https://code.djangoproject.com/ticket/10097 and django__django-10097", 0),
+        Step("submit", "echo MINI_SWE_AGENT_FINAL_OUTPUT && git diff --cached", "MINI_SWE_AGENT_FINAL_OUTPUT\n" + PATCH, 0),
+    ], patch=PATCH)
+
+
+def test_significant_lines_skip_trivial_added_lines():
+    lines = significant_lines(PATCH)
+    assert any("user:pass" in line for line in lines)
+    assert "return None" in lines  # 10 non-space characters: significant
+    trivial = significant_lines("--- a/x.py\n+++ b/x.py\n@@ -1 +1,4 @@\n+    )\n+    pass\n+        }];\n+x = compute_total(a)\n")
+    assert trivial == ["x = compute_total(a)"]
+
+
+def test_masking_removes_every_significant_added_line_of_both_patches():
+    traj = _traj()
+    masked = mask_trajectory(traj, [PATCH, OTHER], [traj.id])
+    text = render_trajectory(masked, 10_000)
+    assert leaked_lines(text, [PATCH, OTHER]) == []
+    assert PATCH_MASK in text and LINE_MASK in text
+    assert "django__django-10097" not in text and "10097" not in text
+    assert "grep -n regex pkg/validators.py" in text  # the rest of the context survives
+    # the unmasked render does leak, so the check above can fail
+    assert leaked_lines(render_trajectory(traj, 10_000), [PATCH])
+
+
+def test_render_format_and_budget():
+    traj = _traj()
+    text = render_trajectory(traj, 10_000)
+    assert text.startswith("## Step 1\nTHOUGHT: look at it\n$ grep -n regex")
+    assert text.count("## Step ") == 6 and "(exit 0)" in text
+    long = Trajectory(id="t", format="synth", source="x", steps=[Step("t" * 50, f"cmd {i}", "o" * 5000, i % 2) for i in range(60)])
+    for budget in (256, 1024, 4096):
+        rendered = render_trajectory(long, budget)
+        assert len(rendered) <= budget * 4 + 200
+        assert "## Step 1\n" in rendered and "## Step 60\n" in rendered
+    assert "steps elided" in render_trajectory(long, 256)
+    assert "chars elided" in render_trajectory(long, 4096)
