@@ -206,12 +206,14 @@ def write_traces(cfg: SynthConfig, out: Path, workers: int | None = None, on_pro
         with mp.get_context("fork").Pool(workers) as pool:
             for a, b in pool.imap_unordered(_write_one, jobs, chunksize=64):
                 traj_bytes, report_bytes = traj_bytes + a, report_bytes + b
-                on_progress and on_progress(1)
+                if on_progress:
+                    on_progress(1)
     else:
         for job in jobs:
             a, b = _write_one(job)
             traj_bytes, report_bytes = traj_bytes + a, report_bytes + b
-            on_progress and on_progress(1)
+            if on_progress:
+                on_progress(1)
     repos = {group_target(cfg, g)[0] for g in range(cfg.n_groups)}
     return {"files": 2 * cfg.n, "trajectories": cfg.n, "repos": len(repos), "sibling_groups": cfg.n_groups, "traj_bytes": traj_bytes, "report_bytes": report_bytes}
 
