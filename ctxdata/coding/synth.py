@@ -197,6 +197,8 @@ def _write_one(args: tuple[SynthConfig, Path, int]) -> tuple[int, int]:
 def write_traces(cfg: SynthConfig, out: Path, workers: int | None = None, on_progress=None) -> dict:
     """Write `cfg.n` trajectories + reports under `out`; returns counts and bytes."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder (it is created if missing)")
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     jobs = ((cfg, out, i) for i in range(cfg.n))
     traj_bytes = report_bytes = 0
