@@ -156,11 +156,12 @@ def _messages(cfg, rng, module, target, kind, issue_text, patch, resolved, new_l
     numbered = "".join(f"{n:6d}\t{line}\n" for n, line in enumerate(module.lines, 1))
     script = reproduce_script(module, target, kind)
     msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"<pr_description>\nConsider the following PR description:\n{issue_text}\n</pr_description>\n\n{INSTRUCTIONS}"}]
+    say = rng.choice  # phrasing varies per instance, so siblings differ beyond their observations
     turns = [
-        (_turn(f"The issue is about `{q}`. Let me find where it is defined.", f'grep -rn "def {target.name}" src/'), _obs(0, f"{path}:{start}:{module.lines[target.start]}\n")),
-        (_turn(f"Let me read `{path}` around `{q}`.", f"cat -n {path}"), _obs(0, numbered)),
-        (_turn("I'll write a script that reproduces the problem from the PR description.", f"cat <<'EOF' > reproduce.py\n{script}EOF"), _obs(0, "")),
-        (_turn("Now run the reproduction script.", "python reproduce.py"), _obs(1, f"Traceback (most recent call last):\n  File \"/testbed/reproduce.py\", line 6, in <module>\n    check()\nAssertionError: {target.name} misbehaves ({kind.replace('_', ' ')})\n")),
+        (_turn(say([f"The issue is about `{q}`. Let me find where it is defined.", f"First I need to locate `{target.name}` in the source tree."]), f'grep -rn "def {target.name}" src/'), _obs(0, f"{path}:{start}:{module.lines[target.start]}\n")),
+        (_turn(say([f"Let me read `{path}` around `{q}`.", f"`{q}` lives in `{path}`; I'll look at the whole module."]), f"cat -n {path}"), _obs(0, numbered)),
+        (_turn(say(["I'll write a script that reproduces the problem from the PR description.", f"Before changing anything I want a reproduction of the `{kind.replace('_', ' ')}` problem."]), f"cat <<'EOF' > reproduce.py\n{script}EOF"), _obs(0, "")),
+        (_turn(say(["Now run the reproduction script.", "Let me confirm the bug with the script."]), "python reproduce.py"), _obs(1, f"Traceback (most recent call last):\n  File \"/testbed/reproduce.py\", line 6, in <module>\n    check()\nAssertionError: {target.name} misbehaves ({kind.replace('_', ' ')})\n")),
     ]
     fixed = "".join(new_lines)
     final = [
