@@ -283,3 +283,11 @@ def test_tool_call_messages_and_content_parts(tmp_path):
     [rec] = iter_records(tmp_path / "t.jsonl")
     t = rec.trajectory
     assert t.issue == "Please fix it" and (t.steps[0].thought, t.steps[0].action, t.steps[0].observation) == ("Looking.", "ls", "a.py")
+
+
+def test_light_pass_still_rejects_step_less_records_of_every_format(tmp_path):
+    (tmp_path / "empty.traj").write_text(json.dumps({"trajectory": [], "history": [], "info": {"submission": ""}}))
+    (tmp_path / "talk.json").write_text(json.dumps([_oh_events()[0]]))
+    for name in ("empty.traj", "talk.json"):
+        assert [r.reason for r in iter_records(tmp_path / name, with_steps=False)] == ["no_steps"], name
+        assert [r.reason for r in iter_records(tmp_path / name)] == ["no_steps"], name

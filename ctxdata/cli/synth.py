@@ -37,13 +37,16 @@ def traces(
         ctxdata synth traces --n 50000 --siblings 4 --kb 20 --out synth-50k --seed 7
     """
     from ctxdata.coding.synth import SynthConfig, write_traces
-    from ctxdata.console import print_table, progress
+    from ctxdata.console import print_table, progress, warn
 
     cfg = SynthConfig(n=n, seed=seed, repos=repos, files_per_repo=files_per_repo, functions_per_file=functions_per_file, siblings=siblings, steps=steps, kb=kb)
     with progress() as bar:
         task = bar.add_task("writing trajectories", total=n)
         stats = write_traces(cfg, Path(out), workers=workers, on_progress=lambda k: bar.advance(task, k))
     total = stats["traj_bytes"] + stats["report_bytes"]
+    mean_kb = stats["traj_bytes"] / n / 1024
+    if mean_kb > 1.25 * kb:
+        warn(f"trajectories average {mean_kb:.1f} KB > --kb {kb}: the fixed steps (file dump, fix, pytest, diff) need that much; lower --functions-per-file for smaller files")
     rows = [
         ["files", stats["files"]],
         ["trajectories", stats["trajectories"]],

@@ -156,11 +156,12 @@ def _messages(cfg, rng, module, target, kind, issue_text, patch, resolved, new_l
     numbered = "".join(f"{n:6d}\t{line}\n" for n, line in enumerate(module.lines, 1))
     script = reproduce_script(module, target, kind)
     msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"<pr_description>\nConsider the following PR description:\n{issue_text}\n</pr_description>\n\n{INSTRUCTIONS}"}]
+    say = rng.choice  # phrasing varies per instance, so siblings differ beyond their observations
     turns = [
-        (_turn(f"The issue is about `{q}`. Let me find where it is defined.", f'grep -rn "def {target.name}" src/'), _obs(0, f"{path}:{start}:{module.lines[target.start]}\n")),
-        (_turn(f"Let me read `{path}` around `{q}`.", f"cat -n {path}"), _obs(0, numbered)),
-        (_turn("I'll write a script that reproduces the problem from the PR description.", f"cat <<'EOF' > reproduce.py\n{script}EOF"), _obs(0, "")),
-        (_turn("Now run the reproduction script.", "python reproduce.py"), _obs(1, f"Traceback (most recent call last):\n  File \"/testbed/reproduce.py\", line 6, in <module>\n    check()\nAssertionError: {target.name} misbehaves ({kind.replace('_', ' ')})\n")),
+        (_turn(say([f"The issue is about `{q}`. Let me find where it is defined.", f"First I need to locate `{target.name}` in the source tree."]), f'grep -rn "def {target.name}" src/'), _obs(0, f"{path}:{start}:{module.lines[target.start]}\n")),
+        (_turn(say([f"Let me read `{path}` around `{q}`.", f"`{q}` lives in `{path}`; I'll look at the whole module."]), f"cat -n {path}"), _obs(0, numbered)),
+        (_turn(say(["I'll write a script that reproduces the problem from the PR description.", f"Before changing anything I want a reproduction of the `{kind.replace('_', ' ')}` problem."]), f"cat <<'EOF' > reproduce.py\n{script}EOF"), _obs(0, "")),
+        (_turn(say(["Now run the reproduction script.", "Let me confirm the bug with the script."]), "python reproduce.py"), _obs(1, f"Traceback (most recent call last):\n  File \"/testbed/reproduce.py\", line 6, in <module>\n    check()\nAssertionError: {target.name} misbehaves ({kind.replace('_', ' ')})\n")),
     ]
     fixed = "".join(new_lines)
     final = [
@@ -197,6 +198,8 @@ def _write_one(args: tuple[SynthConfig, Path, int]) -> tuple[int, int]:
 def write_traces(cfg: SynthConfig, out: Path, workers: int | None = None, on_progress=None) -> dict:
     """Write `cfg.n` trajectories + reports under `out`; returns counts and bytes."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder (it is created if missing)")
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     jobs = ((cfg, out, i) for i in range(cfg.n))
     traj_bytes = report_bytes = 0
@@ -206,12 +209,14 @@ def write_traces(cfg: SynthConfig, out: Path, workers: int | None = None, on_pro
         with mp.get_context("fork").Pool(workers) as pool:
             for a, b in pool.imap_unordered(_write_one, jobs, chunksize=64):
                 traj_bytes, report_bytes = traj_bytes + a, report_bytes + b
-                on_progress and on_progress(1)
+                if on_progress:
+                    on_progress(1)
     else:
         for job in jobs:
             a, b = _write_one(job)
             traj_bytes, report_bytes = traj_bytes + a, report_bytes + b
-            on_progress and on_progress(1)
+            if on_progress:
+                on_progress(1)
     repos = {group_target(cfg, g)[0] for g in range(cfg.n_groups)}
     return {"files": 2 * cfg.n, "trajectories": cfg.n, "repos": len(repos), "sibling_groups": cfg.n_groups, "traj_bytes": traj_bytes, "report_bytes": report_bytes}
 

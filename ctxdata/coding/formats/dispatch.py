@@ -86,10 +86,11 @@ def to_result(obj: Any, location: str, path: str, opts: ReadOptions, fmt: str | 
         return RecordResult(location, None, exc.reason, exc.detail)
     except Exception as exc:  # a record of an unexpected shape must not stop the run
         return RecordResult(location, None, "parse_error", f"{name} reader: {type(exc).__name__}: {exc}")
-    if with_steps and not traj.steps:
+    # Readers with a light pass check for steps themselves; the others built them, so check here.
+    if not traj.steps and (with_steps or not getattr(READERS[name], "light_pass", False)):
         return RecordResult(location, None, "no_steps", f"{name} record {traj.id!r} has no agent steps")
     if not with_steps:
-        traj.steps = []  # readers without a light path parsed them; the light pass promises none
+        traj.steps = []  # the light pass promises no steps, whatever the reader built
     if results:
         _apply_results(traj, results)
     return RecordResult(location, traj)

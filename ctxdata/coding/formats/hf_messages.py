@@ -18,6 +18,7 @@ from ctxdata.coding.trajectory import Outcome, Trajectory
 class HfMessagesReader:
     name = "hf-messages"
     many_per_list = True
+    light_pass = True  # with_steps=False counts assistant turns without building steps
 
     def matches(self, obj: Any) -> bool:
         return isinstance(obj, dict) and "messages" in obj

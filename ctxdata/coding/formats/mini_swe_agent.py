@@ -17,7 +17,8 @@ from ctxdata.coding.trajectory import Outcome, Trajectory
 
 class MiniSweAgentReader:
     name = "mini-swe-agent"
-    many_per_list = True  # a JSON list of these holds one trajectory per element
+    many_per_list = True
+    light_pass = True  # with_steps=False counts assistant turns without building steps  # a JSON list of these holds one trajectory per element
 
     def matches(self, obj: Any) -> bool:
         if not isinstance(obj, dict):

@@ -54,9 +54,15 @@ class OpenHandsReader:
             issue=str(instance.get("problem_statement") or row.get("instruction") or issue),
             steps=steps,
             patch=str(test_result.get("git_patch") or ""),
-            outcome=Outcome(resolved=resolved if isinstance(resolved, bool) else None, exit_status="finish" if finished else row.get("error") and "error"),
+            outcome=Outcome(resolved=resolved if isinstance(resolved, bool) else None, exit_status=_exit_status(finished, row)),
             model=str(llm.get("model") or metadata.get("model_name") or model),
         )
+
+
+def _exit_status(finished: bool, row: dict) -> str | None:
+    if finished:
+        return "finish"
+    return "error" if row.get("error") else None
 
 
 def _flatten_pairs(events: list[Any]) -> list[Any]:
