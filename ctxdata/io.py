@@ -216,30 +216,46 @@ class PairOutput:
         return report
 
 
+def pair_to_row(pair: Any) -> dict[str, Any]:
+    return pair.to_row()
+
+
+def run_one_task(args: tuple) -> dict[str, Any]:
+    """Run the stages over one task's items and write its shard (also the worker entry point)."""
+    output, stages, to_row, index, items = args
+    ctx = RunContext()
+    rows = [to_row(pair) for pair in run_stages(stages, items, ctx)]
+    return output.write_task(index, rows, ctx)
+
+
 def run_tasks(
     output: PairOutput,
     tasks: Sequence[Sequence[Any]],
     stages: list[Stage],
     *,
-    to_row: Callable[[Any], dict[str, Any]] = lambda pair: pair.to_row(),
+    to_row: Callable[[Any], dict[str, Any]] = pair_to_row,
     on_task: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> int:
     """Run `stages` over each task's items, writing one shard per task; skip finished tasks.
 
-    Returns how many tasks were skipped because a previous run had finished them.
+    Tasks are independent, so `workers > 1` runs them in spawned processes (stages and `to_row`
+    must then be picklable); each task still writes its own shard, so the bytes do not depend on
+    the number of workers. Returns how many tasks a previous run had already finished.
     `on_task(task_index, n_items)` is called after each task (for progress bars).
     """
-    skipped = 0
-    for index, items in enumerate(tasks):
-        if output.task_result(index) is None:
-            ctx = RunContext()
-            rows = [to_row(pair) for pair in run_stages(stages, items, ctx)]
-            output.write_task(index, rows, ctx)
-        else:
-            skipped += 1
+    from ctxdata.parallel import map_ordered
+
+    todo = [i for i in range(len(tasks)) if output.task_result(i) is None]
+    done = set(range(len(tasks))) - set(todo)
+    for index in sorted(done):
         if on_task is not None:
-            on_task(index, len(items))
-    return skipped
+            on_task(index, len(tasks[index]))
+    jobs = [(output, stages, to_row, i, tasks[i]) for i in todo]
+    for job, _ in zip(jobs, map_ordered(run_one_task, jobs, workers)):
+        if on_task is not None:
+            on_task(job[3], len(job[4]))
+    return len(tasks) - len(todo)
 
 
 def read_report(out: str | Path) -> dict[str, Any]:

@@ -76,6 +76,17 @@ class RunContext:
         else:
             self.rejects.append(rej)
 
+    def merge(self, other: "RunContext") -> None:
+        """Fold another context (e.g. a worker's) into this one, keeping stage order."""
+        for name, st in other.stats.items():
+            self.stage(name).merge(st.to_dict())
+        for rej in other.rejects:
+            if self._on_reject is not None:
+                self._on_reject(rej)
+            else:
+                self.rejects.append(rej)
+        self.counters.update(other.counters)
+
     def rejected_by_reason(self) -> dict[str, int]:
         total: Counter = Counter()
         for st in self.stats.values():

@@ -159,3 +159,15 @@ def test_config_rejects_bad_values():
         CodingBuildConfig(traces=[], out="x")
     with pytest.raises(CtxdataError, match="max-context-tokens"):
         CodingBuildConfig(traces=["x"], out="x", max_context_tokens=10)
+
+
+def test_parallel_workers_write_the_same_bytes(synth_traces, tmp_path, monkeypatch):
+    import ctxdata.coding.build as build
+
+    serial = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "serial"), shard_size=8, workers=1))
+    monkeypatch.setattr(build, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(build, "PARALLEL_MIN_CANDIDATES", 1)
+    parallel = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "parallel"), shard_size=8, workers=2))
+    assert parallel["shards"] == serial["shards"] and parallel["stages"] == serial["stages"]
+    for shard in serial["shards"]:
+        assert (tmp_path / "serial" / shard).read_bytes() == (tmp_path / "parallel" / shard).read_bytes()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ctxdata.coding.cascade import CascadeConfig, Signature, SignTrajectories, mine_candidates
+from ctxdata.coding.cascade import CascadeConfig, DropDuplicateInstances, Signature, SignTrajectories, mine_candidates
 from ctxdata.coding.similarity import minhash
 from ctxdata.coding.trajectory import Outcome, Trajectory
 from ctxdata.errors import ConfigError
@@ -80,18 +80,19 @@ def test_resolved_trajectory_is_preferred_as_anchor():
 def test_cost_is_bounded_by_the_window_in_one_huge_block(monkeypatch):
     import ctxdata.coding.cascade as cascade
 
-    calls = {"n": 0}
-    real = cascade._issue_sim
+    compared = {"n": 0}
+    real = cascade._window_similarities
 
-    def counting(a, b):
-        calls["n"] += 1
-        return real(a, b)
+    def counting(members, window):
+        sims = real(members, window)
+        compared["n"] += sum(len(s) for s in sims)
+        return sims
 
-    monkeypatch.setattr(cascade, "_issue_sim", counting)
+    monkeypatch.setattr(cascade, "_window_similarities", counting)
     sigs = [make_sig(f"t{i}") for i in range(2000)]
     mine_candidates(sigs, CascadeConfig(window=4, levels=("repo", "function")))
-    # one block of 2000 at each of 2 levels: ~2000*4 per level, never 2000^2/2
-    assert calls["n"] <= 2 * 2000 * 4
+    # one block of 2000 at each of 2 levels: ~2000*4 comparisons per level, never 2000^2/2
+    assert 2000 <= compared["n"] <= 2 * 2000 * 4
 
 
 def test_bad_configs_are_rejected_with_a_helpful_message():
@@ -116,8 +117,9 @@ def test_sign_stage_drops_unusable_trajectories_with_reasons():
         Trajectory(id="ok", format="synth", source="s6", repo="o/r", issue="bug", patch=patch),
     ]
     ctx = RunContext()
-    sigs = list(run_stages([SignTrajectories()], trajs, ctx))
-    assert [s.id for s in sigs] == ["ok"]
+    sigs = list(run_stages([SignTrajectories(), DropDuplicateInstances()], trajs, ctx))
+    assert [s.id for s in sigs] == ["ok"] and sigs[0].location == "s1"
     assert sigs[0].files == ("a.py",) and sigs[0].functions == ("a.py::f",)
-    assert ctx.stats["sign"].dropped == {"no_repo": 1, "no_patch": 1, "no_issue": 1, "unparsable_patch": 1, "duplicate_instance": 1}
+    assert ctx.stats["sign"].dropped == {"no_repo": 1, "no_patch": 1, "no_issue": 1, "unparsable_patch": 1}
+    assert ctx.stats["dedupe"].dropped == {"duplicate_instance": 1}
     assert {r.kind for r in ctx.rejects} == {"record"}

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, SignTrajectories, embed_issues, mine_candidates
+from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateInstances, SignTrajectories, embed_issues, mine_candidates
 from ctxdata.coding.mask import mask_trajectory
 from ctxdata.coding.readers import ReadTrajectories, discover_trace_files, load_trajectory
 from ctxdata.coding.render import estimate_tokens, render_trajectory
-from ctxdata.coding.similarity import jaccard
+from ctxdata.coding.similarity import line_jaccard
 from ctxdata.coding.trajectory import Trajectory
 from ctxdata.errors import ConfigError, CtxdataError
 from ctxdata.io import PairOutput, run_tasks, write_json
@@ -28,6 +28,11 @@ from ctxdata.pipeline import RunContext, Stage, run_stages
 from ctxdata.schema import Pair
 from ctxdata.verify.checks import VerifyPairs
 from ctxdata.verify.coding import coding_checks
+
+
+# Spawning workers costs ~1 s each; below these sizes one process is faster.
+PARALLEL_MIN_FILES = 2000
+PARALLEL_MIN_CANDIDATES = 1000
 
 
 @dataclass
@@ -53,6 +58,7 @@ class CodingBuildConfig:
     shard_size: int = 256  # candidates per task / shard (the unit of resume)
     max_record_bytes: int = 64 << 20  # a longer record (JSONL line) is rejected as record_too_large
     overwrite: bool = False  # replace an output folder written with another config
+    workers: int = 1  # processes for reading and pair building (0 = one per core); output bytes do not depend on it
     cascade: CascadeConfig = field(init=False)
 
     def __post_init__(self) -> None:
@@ -120,10 +126,10 @@ class MaskAndRender(Stage):
             meta = dict(cand.meta, level=cand.level, anchor_source=anchor.source, confounder_source=confounder.source,
                         anchor_format=anchor.format, confounder_format=confounder.format,
                         anchor_steps=len(anchor.steps), confounder_steps=len(confounder.steps),
-                        tokens_a=estimate_tokens(a_text), tokens_b=estimate_tokens(b_text), similarity_measure="shingle-jaccard")
+                        tokens_a=estimate_tokens(a_text), tokens_b=estimate_tokens(b_text), similarity_measure="line-jaccard")
             yield Pair(
                 domain="coding", query=anchor.issue, answer=anchor.patch, answer_confounder=confounder.patch,
-                label=cand.label, method=f"condition:{cand.level}", similarity=round(jaccard(a_text, b_text), 6),
+                label=cand.label, method=f"condition:{cand.level}", similarity=round(line_jaccard(a_text, b_text), 6),
                 anchor_id=anchor.id, confounder_id=confounder.id, context_a_text=a_text, context_b_text=b_text, meta=meta,
             )
 
@@ -142,21 +148,34 @@ def pair_stages(config: CodingBuildConfig, results: dict | None) -> list[Stage]:
     return stages
 
 
-def collect_signatures(config: CodingBuildConfig, ctx: RunContext, on_file=None) -> tuple[list, ReadTrajectories]:
+def _sign_files(args: tuple) -> tuple[list, RunContext]:
+    """Read and sign one slice of the files (in a worker process when parallel)."""
+    config, files = args
+    ctx = RunContext()
+    reader = ReadTrajectories(config.format, config.results, config.max_record_bytes, with_steps=False)
+    sign = SignTrajectories(keep_issue_text=config.cascade.issue_similarity == "embedding")
+    return list(run_stages([reader, sign], files, ctx)), ctx
+
+
+def collect_signatures(config: CodingBuildConfig, ctx: RunContext, on_files=None) -> tuple[list, ReadTrajectories]:
     """Phase 1: read every record (light pass) and sign it; returns the signatures and the reader."""
+    from ctxdata.parallel import chunked, map_ordered, resolve_workers
+
     files = [f for t in config.traces for f in discover_trace_files(Path(t))]
     if not files:
         raise CtxdataError(f"no trajectory files (.json, .jsonl, .traj, .parquet) under {', '.join(config.traces)}")
     reader = ReadTrajectories(config.format, config.results, config.max_record_bytes, with_steps=False)
-
-    def paths() -> Iterator[Path]:
-        for f in files:
-            yield f
-            if on_file:
-                on_file(len(files))
-
+    # Slices in file order, merged in order: the signatures (so the pairs) do not depend on workers.
+    workers = resolve_workers(config.workers) if len(files) >= PARALLEL_MIN_FILES else 1
+    slices = chunked(files, workers * 8)
+    signed = []
+    for (sigs_part, part_ctx), part in zip(map_ordered(_sign_files, [(config, s) for s in slices], workers), slices):
+        signed.extend(sigs_part)
+        ctx.merge(part_ctx)
+        if on_files:
+            on_files(len(files), len(part))
+    sigs = list(run_stages([DropDuplicateInstances()], signed, ctx))
     embed = config.cascade.issue_similarity == "embedding"
-    sigs = list(run_stages([reader, SignTrajectories(keep_issue_text=embed)], paths(), ctx))
     if embed and sigs:
         embed_issues(sigs, [s.issue_text for s in sigs])
         for s in sigs:
@@ -172,16 +191,17 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
 
         make_judge(config.judge)
     ctx = RunContext()
-    read_task = progress.add_task("reading trajectories", total=None) if progress else None
-    on_file = (lambda total: progress.update(read_task, total=total, advance=1)) if progress else None
-    sigs, reader = collect_signatures(config, ctx, on_file)
+    read_task = progress.add_task("reading trajectories (files)", total=None) if progress else None
+    on_files = (lambda total, n: progress.update(read_task, total=total, advance=n)) if progress else None
+    sigs, reader = collect_signatures(config, ctx, on_files)
     candidates = mine_candidates(sigs, config.cascade, ctx)
     output.write_input_rejects(ctx.rejects)
     inputs = ctx.counters.pop("inputs", 0)
     tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
     pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
     on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
-    skipped = run_tasks(output, tasks, pair_stages(config, reader.results()), on_task=on_task)
+    skipped = run_tasks(output, tasks, pair_stages(config, reader.results()), on_task=on_task,
+                        workers=config.workers if len(candidates) >= PARALLEL_MIN_CANDIDATES else 1)
     read = ctx.stats["read"].n_out if "read" in ctx.stats else 0
     report = output.finalize(len(tasks), inputs=inputs, global_ctx=ctx, extra={
         "trajectories_read": read,

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from ctxdata.coding.patch import parse_patch
-from ctxdata.coding.similarity import minhash, minhash_similarity
+from ctxdata.coding.similarity import minhash
 from ctxdata.coding.trajectory import Trajectory
 from ctxdata.errors import ConfigError
 from ctxdata.pipeline import RECORD, RunContext, Stage
@@ -108,7 +108,6 @@ class SignTrajectories(Stage):
 
     def __init__(self, keep_issue_text: bool = False) -> None:
         self.keep_issue_text = keep_issue_text  # for embedding-based issue similarity
-        self._seen: set[str] = set()
 
     def run(self, records: Iterable[Trajectory], ctx: RunContext) -> Iterator[Signature]:
         for traj in records:
@@ -125,10 +124,6 @@ class SignTrajectories(Stage):
             if not traj.issue.strip():
                 self.drop(ctx, traj, "no_issue", f"{traj.id}: no issue text (the query of a pair)")
                 continue
-            if traj.id in self._seen:
-                self.drop(ctx, traj, "duplicate_instance", f"{traj.id} was already read (first one kept)")
-                continue
-            self._seen.add(traj.id)
             yield Signature(
                 id=traj.id,
                 location=traj.source,
@@ -141,6 +136,22 @@ class SignTrajectories(Stage):
                 resolved=traj.outcome.resolved,
                 issue_text=traj.issue if self.keep_issue_text else "",
             )
+
+
+class DropDuplicateInstances(Stage):
+    """Keep the first signature of each instance id (two runs on one task are not a pair)."""
+
+    name = "dedupe"
+    reject_kind = RECORD
+
+    def run(self, records: Iterable[Signature], ctx: RunContext) -> Iterator[Signature]:
+        seen: set[str] = set()
+        for sig in records:
+            if sig.id in seen:
+                ctx.reject(sig.location, "duplicate_instance", f"{sig.id} was already read (first one kept)", stage=self.name, kind=RECORD)
+                continue
+            seen.add(sig.id)
+            yield sig
 
 
 def _normalise_patch(patch: str) -> str:
@@ -170,10 +181,16 @@ def _seeded_key(seed: int, *parts: str) -> str:
     return hashlib.sha1(("\x1f".join((str(seed),) + parts)).encode()).hexdigest()
 
 
-def _issue_sim(a: Signature, b: Signature) -> float:
-    if a.issue_vector is not None and b.issue_vector is not None:
-        return float(np.clip(a.issue_vector @ b.issue_vector, 0.0, 1.0))
-    return minhash_similarity(a.issue_minhash, b.issue_minhash)
+def _window_similarities(members: Sequence[Signature], window: int) -> list[np.ndarray]:
+    """Issue similarity of each member with the member `offset` places later, for offset 1..window.
+
+    Vectorised over the block: one numpy comparison per offset instead of one call per pair.
+    """
+    if all(m.issue_vector is not None for m in members):
+        vecs = np.stack([m.issue_vector for m in members])
+        return [np.clip(np.einsum("ij,ij->i", vecs[:-k], vecs[k:]), 0.0, 1.0) for k in range(1, min(window, len(members) - 1) + 1)]
+    hashes = np.stack([m.issue_minhash for m in members])
+    return [(hashes[:-k] == hashes[k:]).mean(axis=1) for k in range(1, min(window, len(members) - 1) + 1)]
 
 
 def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunContext | None = None) -> list[Candidate]:
@@ -199,12 +216,13 @@ def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunCo
             # Compare each member with a bounded window of others, then match greedily, most
             # similar issues first, under the per-trajectory cap.
             scored = []
-            for pos, i in enumerate(members):
-                for j in members[pos + 1 : pos + 1 + config.window]:
+            for offset, sims in enumerate(_window_similarities([sigs[i] for i in members], config.window), start=1):
+                for pos, sim in enumerate(sims):
+                    i, j = members[pos], members[pos + offset]
                     pair = (min(i, j), max(i, j))
                     if pair in seen or sigs[i].patch_digest == sigs[j].patch_digest:
                         continue
-                    scored.append((-_issue_sim(sigs[i], sigs[j]), sigs[pair[0]].id, sigs[pair[1]].id, pair))
+                    scored.append((-float(sim), sigs[pair[0]].id, sigs[pair[1]].id, pair))
             for neg_sim, _, _, pair in sorted(scored):
                 i, j = pair
                 if pair in seen or used[i] >= config.max_pairs_per_trajectory or used[j] >= config.max_pairs_per_trajectory:

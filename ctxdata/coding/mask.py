@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from functools import lru_cache
 
 from ctxdata.coding.patch import parse_patch
 from ctxdata.coding.trajectory import Step, Trajectory
@@ -27,14 +28,21 @@ _DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
 _DIFF_LINE = re.compile(r"^(diff --git |index |--- |\+\+\+ |@@ |[ +\-\\]|new file mode|deleted file mode|similarity index|rename (from|to) |old mode|new mode|Binary files )")
 
 
+@lru_cache(maxsize=4096)
+def _significant(patch: str) -> tuple[str, ...]:
+    lines = {line.strip() for line in parse_patch(patch).added_lines}
+    return tuple(sorted(line for line in lines if len(line.replace(" ", "")) >= MIN_SIGNIFICANT_CHARS and not _PUNCT_ONLY.match(line)))
+
+
 def significant_lines(patch: str) -> list[str]:
     """The stripped added lines of `patch` that would give the answer away if seen verbatim."""
-    lines = {line.strip() for line in parse_patch(patch).added_lines}
-    return sorted(line for line in lines if len(line.replace(" ", "")) >= MIN_SIGNIFICANT_CHARS and not _PUNCT_ONLY.match(line))
+    return list(_significant(patch))
 
 
 def mask_diff_blocks(text: str) -> str:
     """Replace every unified-diff block in `text` with PATCH_MASK."""
+    if "diff --git " not in text and "--- " not in text and "Index: " not in text:
+        return text  # cheap pre-check: most steps hold no diff
     if not _DIFF_START.search(text):
         return text
     out, in_diff = [], False
@@ -51,8 +59,10 @@ def mask_diff_blocks(text: str) -> str:
 
 def mask_lines(text: str, needles: list[str]) -> str:
     """Replace each line of `text` that contains any of `needles` with LINE_MASK."""
-    if not needles or not text:
+    present = [n for n in needles if n in text] if text else []
+    if not present:
         return text
+    needles = present
     lines = text.split("\n")
     changed = False
     for i, line in enumerate(lines):
@@ -73,7 +83,7 @@ def mask_ids(text: str, ids: list[str]) -> str:
     """Replace instance ids, and their issue numbers as whole words, with ID_MASK."""
     for ident in ids:
         for token in id_tokens(ident):
-            if token in text:
+            if token in text:  # substring first: the regex only runs when it can match
                 text = re.sub(rf"(?<![\w.]){re.escape(token)}(?![\w])", ID_MASK, text) if token.isdigit() else text.replace(token, ID_MASK)
     return text
 

@@ -56,6 +56,8 @@ class NoIdShortcut:
         a, b = pair.context_a_text or "", pair.context_b_text or ""
         for ident in (pair.anchor_id, pair.confounder_id):
             for token in id_tokens(ident):
+                if token not in a and token not in b:
+                    continue
                 pattern = re.compile(rf"(?<![\w.]){re.escape(token)}(?![\w])")
                 if pattern.search(a) or pattern.search(b):
                     return Check(self.name, False, 1.0, f"instance id {token!r} appears in a context")
