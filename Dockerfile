@@ -22,8 +22,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HOME=/root/.cache/huggingface
 
 WORKDIR /opt/ctxdata
-# Metadata first so the dependency layer is cached across source edits... but setuptools needs the
-# package to install it, so copy the sources too; .dockerignore keeps tests, outputs and caches out.
+# Only what `pip install .` needs; .dockerignore keeps tests, outputs, caches and weights out.
 COPY pyproject.toml README.md ./
 COPY ctxdata ./ctxdata
 
