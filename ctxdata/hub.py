@@ -155,8 +155,10 @@ def stage_for_hub(out: str | Path, staging: str | Path, *, repo_id: str, max_sha
     if reused:
         stats = old["domains"]
     else:
-        marker.unlink(missing_ok=True)
+        if folder.exists() and any(folder.iterdir()) and not marker.exists():
+            raise CtxdataError(f"--staging {folder} is not empty and was not written by `ctxdata push`; choose an empty or new folder")
         folder.mkdir(parents=True, exist_ok=True)
+        write_json(marker, {"fingerprint": None, "domains": {}})  # claims the folder; complete only when rewritten below
         stats = _convert(out, folder, max_bytes, on_shard)
         write_json(marker, {"fingerprint": fingerprint, "source": str(out.resolve()), "domains": stats})
     domains = [d for d in DOMAINS if d in stats]

@@ -76,12 +76,15 @@ def assert_same_rows(loaded, reference):
                 assert a == b, (pid, col.name)
 
 
-def test_dry_run_folder_loads_exactly_like_load_from_disk(built, tmp_path):
+def test_dry_run_folder_loads_exactly_like_load_from_disk(built, tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets")
     out, report = built
     staging = tmp_path / "staging"
+    hub = FakeHub(monkeypatch)
+    monkeypatch.delenv("HF_TOKEN", raising=False)  # a dry run needs no token...
     result = invoke("push", str(out), "--repo-id", "me/pairs", "--dry-run", "--staging", str(staging))
     assert result.exit_code == 0, result.output
+    assert hub.calls == []  # ...and makes no Hub call
     assert "upload_folder" in result.output and "nothing was sent" in result.output
     reference = datasets.load_from_disk(str(out))
     assert len(reference) == report["pairs"] == 6  # "code 3" and "colour 3" were dropped
@@ -228,3 +231,13 @@ def test_changed_build_restages(built, tmp_path):
     marker = json.loads((staging / ".ctxdata-staging.json").read_text())
     assert invoke("push", str(out), "--repo-id", "me/p", "--dry-run", "--staging", str(staging), "--max-shard-size", "1KB").exit_code == 0
     assert json.loads((staging / ".ctxdata-staging.json").read_text())["fingerprint"] != marker["fingerprint"]
+
+
+def test_refuses_a_foreign_non_empty_staging_folder(built, tmp_path):
+    out, _ = built
+    foreign = tmp_path / "home"
+    (foreign / "data").mkdir(parents=True)
+    (foreign / "data" / "precious.txt").write_text("keep me")
+    result = invoke("push", str(out), "--repo-id", "me/p", "--dry-run", "--staging", str(foreign))
+    assert result.exit_code == 1 and "not written by `ctxdata push`" in " ".join(result.output.split())
+    assert (foreign / "data" / "precious.txt").read_text() == "keep me"
