@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 MAX_SIDE = 640  # viewer images are downscaled so a page of a few hundred pairs stays openable
+INLINE_PNG_LIMIT = 48_000  # bytes: above this, re-encode for the page as JPEG (quality 85)
 CHANGED_THRESHOLD = 0.1  # a pixel counts as changed when its mean channel difference exceeds 10%
 
 
@@ -25,21 +26,26 @@ def _fit(image):
     return image
 
 
-def _png_url(image) -> str:
+def _encoded_url(image) -> str:
+    """PNG when small (keeps edges crisp), JPEG when a PNG would bloat the page (photos, noise)."""
     buf = io.BytesIO()
-    image.save(buf, "PNG", optimize=True)
+    image.save(buf, "PNG", compress_level=1)  # fast trial: most of the cost on photos
+    if buf.tell() > INLINE_PNG_LIMIT:
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, "JPEG", quality=85)
+        return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def image_data_url(cell: dict[str, Any] | None) -> tuple[str, tuple[int, int]] | None:
-    """An Image-feature cell -> (data URL, original size); small PNG/JPEG/WebP bytes are kept as they are."""
+    """An Image-feature cell -> (data URL, original size); small encoded bytes are inlined as they are."""
     if not cell or not cell.get("bytes"):
         return None
     image = _open(cell)
     mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}.get(image.format or "")
-    if mime and max(image.size) <= MAX_SIDE:
+    if mime and max(image.size) <= MAX_SIDE and len(cell["bytes"]) <= INLINE_PNG_LIMIT:
         return "data:" + mime + ";base64," + base64.b64encode(cell["bytes"]).decode("ascii"), image.size
-    return _png_url(_fit(image.convert("RGB"))), image.size
+    return _encoded_url(_fit(image.convert("RGB"))), image.size
 
 
 def _heat_colours(v):
@@ -68,4 +74,4 @@ def difference_heatmap(cell_a: dict[str, Any], cell_b: dict[str, Any]) -> tuple[
     heat = _heat_colours(v).astype(np.float32)
     alpha = np.clip(v * 1.5, 0, 1)[..., None]
     overlay = (base * (1 - alpha) + heat * alpha).astype(np.uint8)
-    return _png_url(Image.fromarray(overlay)), float((diff > CHANGED_THRESHOLD).mean())
+    return _encoded_url(Image.fromarray(overlay)), float((diff > CHANGED_THRESHOLD).mean())
