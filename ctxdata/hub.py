@@ -146,6 +146,8 @@ def stage_for_hub(out: str | Path, staging: str | Path, *, repo_id: str, max_sha
     """Write (or reuse) the Hub layout of `out` in `staging`: Parquet shards per domain + README.md."""
     out, folder = Path(out), Path(staging)
     report = read_report(out)
+    if not report.get("pairs"):
+        raise CtxdataError(f"{out} holds no pairs (report.json: pairs = 0): nothing to push")
     config = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else {}
     max_bytes = parse_size(max_shard_size)
     fingerprint = _data_fingerprint(out, max_bytes)

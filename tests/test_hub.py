@@ -241,3 +241,21 @@ def test_refuses_a_foreign_non_empty_staging_folder(built, tmp_path):
     result = invoke("push", str(out), "--repo-id", "me/p", "--dry-run", "--staging", str(foreign))
     assert result.exit_code == 1 and "not written by `ctxdata push`" in " ".join(result.output.split())
     assert (foreign / "data" / "precious.txt").read_text() == "keep me"
+
+
+def test_interrupted_staging_is_redone_and_empty_builds_are_refused(built, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out, report = built
+    staging = tmp_path / "staging"
+    assert invoke("push", str(out), "--repo-id", "me/p", "--dry-run", "--staging", str(staging)).exit_code == 0
+    # a crash mid-conversion leaves the claim marker without a fingerprint and a partial folder
+    (staging / ".ctxdata-staging.json").write_text(json.dumps({"fingerprint": None, "domains": {}}))
+    next(staging.rglob("*.parquet")).unlink()
+    result = invoke("push", str(out), "--repo-id", "me/p", "--dry-run", "--staging", str(staging))
+    assert result.exit_code == 0 and "reusing" not in result.output
+    assert len(datasets.load_dataset(str(staging), split="train")) == report["pairs"]
+
+    empty = tmp_path / "empty"
+    PairOutput(empty, {"seed": 0}, command="test").finalize(0, inputs=0, global_ctx=RunContext())
+    result = invoke("push", str(empty), "--repo-id", "me/p", "--dry-run")
+    assert result.exit_code == 1 and "nothing to push" in result.output
