@@ -156,6 +156,7 @@ def test_viewer_in_headless_chromium(tmp_path):
             # vision: the heat-map toggle swaps side-by-side images for the difference map and back
             vision = page.locator("article.pair[data-domain=vision]").first
             assert vision.locator(".images").is_visible() and not vision.locator(".heatmap").is_visible()
+            vision.screenshot(path=str(_artifacts() / "viewer-vision-pair.png"))
             vision.locator("button[data-action=heatmap]").click()
             assert vision.locator(".heatmap img").is_visible() and not vision.locator(".images").is_visible()
             assert vision.locator(".heatmap img").evaluate("img => img.complete && img.naturalWidth") == 64
