@@ -224,8 +224,10 @@ def upload_staged(staged: StagedDataset, repo_id: str, *, revision: str, private
         )
     except _network_errors() as exc:
         detail = str(exc).replace(token, "***").splitlines()[0][:300] if str(exc) else ""
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        hint = f" Check that your token can write to {repo_id.split('/')[0]}." if status in (401, 403) else ""
         raise CtxdataError(
-            f"pushing to https://huggingface.co/datasets/{repo_id} failed at {step} ({type(exc).__name__}: {detail}). "
+            f"pushing to https://huggingface.co/datasets/{repo_id} failed at {step} ({type(exc).__name__}: {detail}).{hint} "
             f"The staged folder {staged.folder} is kept: rerun the same command to resume "
             "(staged shards are reused and files already on the Hub are skipped)."
         ) from None

@@ -259,3 +259,17 @@ def test_interrupted_staging_is_redone_and_empty_builds_are_refused(built, tmp_p
     PairOutput(empty, {"seed": 0}, command="test").finalize(0, inputs=0, global_ctx=RunContext())
     result = invoke("push", str(empty), "--repo-id", "me/p", "--dry-run")
     assert result.exit_code == 1 and "nothing to push" in result.output
+
+
+def test_unauthorized_says_to_check_the_token(built, tmp_path, monkeypatch):
+    httpx2 = pytest.importorskip("httpx2")
+    from huggingface_hub.errors import HfHubHTTPError
+
+    out, _ = built
+    monkeypatch.setenv("HF_TOKEN", SENTINEL)
+    response = httpx2.Response(401, request=httpx2.Request("POST", "https://huggingface.co/api/repos/create"))
+    hub = FakeHub(monkeypatch, fail=HfHubHTTPError("401 Client Error: Unauthorized", response=response))
+    result = invoke("push", str(out), "--repo-id", "me/pairs", "--staging", str(tmp_path / "st"))
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and "HfHubHTTPError: 401" in text and "token can write to me" in text
+    assert hub.names() == ["create_repo", "upload_folder"] and SENTINEL not in result.output
