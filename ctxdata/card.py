@@ -163,8 +163,8 @@ def render_card(
 
 # {pretty}
 
-Contrastive-context pairs built with [ctxdata](https://arxiv.org/abs/2606.17053) for
-context-aware RL (ContextRL). Each row shows a query Q, an answer A and two near-identical contexts;
+Contrastive-context pairs built with ctxdata for context-aware RL
+([ContextRL, arXiv 2606.17053](https://arxiv.org/abs/2606.17053)). Each row shows a query Q, an answer A and two near-identical contexts;
 exactly one context (the anchor) supports A, the other (the confounder) supports `answer_confounder`.
 `label` says which slot, `A` or `B`, holds the anchor.
 
