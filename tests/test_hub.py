@@ -273,3 +273,14 @@ def test_unauthorized_says_to_check_the_token(built, tmp_path, monkeypatch):
     text = " ".join(result.output.split())
     assert result.exit_code == 1 and "HfHubHTTPError: 401" in text and "token can write to me" in text
     assert hub.names() == ["create_repo", "upload_folder"] and SENTINEL not in result.output
+
+
+def test_single_domain_build_has_one_config_that_loads_by_default(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "coding-only"
+    output = PairOutput(out, {"seed": 1}, command="test")
+    run_tasks(output, [[make_pair(query=f"q{i}") for i in range(5)]], [])
+    output.finalize(1, inputs=5, global_ctx=RunContext())
+    assert invoke("push", str(out), "--repo-id", "me/coding", "--dry-run").exit_code == 0
+    assert sorted(p.name for p in (out / "_hub" / "data").iterdir()) == ["coding"]
+    assert_same_rows(datasets.load_dataset(str(out / "_hub"), split="train"), datasets.load_from_disk(str(out)))
