@@ -48,6 +48,17 @@ def _render_step(index: int, step: Step, obs_limit: int) -> str:
     return "\n".join(parts)
 
 
+def _fair_share(lengths: list[int], budget: int) -> int:
+    """The per-observation cap that spends `budget` best: short outputs stay whole (water-filling)."""
+    remaining, pending = budget, sorted(n for n in lengths if n > 0)
+    while pending:
+        share = remaining // len(pending)
+        if pending[0] > share:
+            return share
+        remaining -= pending.pop(0)
+    return max(lengths, default=0)
+
+
 def render_trajectory(traj: Trajectory, max_tokens: int = 4096) -> str:
     """The trajectory's steps as text of at most ~`max_tokens` tokens."""
     budget = max_tokens * CHARS_PER_TOKEN
@@ -55,9 +66,8 @@ def render_trajectory(traj: Trajectory, max_tokens: int = 4096) -> str:
     if not steps:
         return ""
     fixed = sum(len(_render_step(i, Step(s.thought, s.action, "", s.returncode), 0)) + 1 for i, s in enumerate(steps, 1))
-    n_obs = sum(1 for s in steps if s.observation.strip()) or 1
-    obs_limit = max(0, (budget - fixed) // n_obs)
-    rendered = [_render_step(i, s, obs_limit) for i, s in enumerate(steps, 1)]
+    limit = _fair_share([len(s.observation.strip("\n")) for s in steps], max(0, budget - fixed))
+    rendered = [_render_step(i, s, limit) for i, s in enumerate(steps, 1)]
     text = "\n".join(rendered)
     if len(text) <= budget:
         return text
