@@ -60,3 +60,10 @@ def test_render_format_and_budget():
         assert "## Step 1\n" in rendered and "## Step 60\n" in rendered
     assert "steps elided" in render_trajectory(long, 256)
     assert "chars elided" in render_trajectory(long, 4096)
+
+
+def test_short_observations_stay_whole_when_long_ones_are_cut():
+    steps = [Step("", f"cmd{i}", ("short output %d" % i) if i % 2 else "L" * 20000, 0) for i in range(30)]
+    text = render_trajectory(Trajectory(id="t", format="synth", source="x", steps=steps), 2048)
+    assert all(f"short output {i}" in text for i in range(1, 30, 2))
+    assert "chars elided" in text and len(text) <= 2048 * 4 + 200
