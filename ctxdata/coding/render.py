@@ -66,7 +66,9 @@ def render_trajectory(traj: Trajectory, max_tokens: int = 4096) -> str:
     if not steps:
         return ""
     fixed = sum(len(_render_step(i, Step(s.thought, s.action, "", s.returncode), 0)) + 1 for i, s in enumerate(steps, 1))
-    limit = _fair_share([len(s.observation.strip("\n")) for s in steps], max(0, budget - fixed))
+    lengths = [len(s.observation.strip("\n")) for s in steps]
+    # Each cut observation gains an elision marker line (~40 chars): reserve it up front.
+    limit = _fair_share(lengths, max(0, budget - fixed - 40 * sum(1 for n in lengths if n)))
     rendered = [_render_step(i, s, limit) for i, s in enumerate(steps, 1)]
     text = "\n".join(rendered)
     if len(text) <= budget:
