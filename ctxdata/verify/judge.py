@@ -138,8 +138,13 @@ class NoJudge(Judge):
 class HFJudge(Judge):
     """Next-token A/B probabilities of a local causal LM, read at the assistant's first position."""
 
-    def __init__(self, model: str, *, dtype: str = "float32", device: str = "cpu", batch_size: int = 4, **common: Any):
+    def __init__(self, model: str, *, dtype: str = "float32", device: str = "cpu", batch_size: int = 4,
+                 answer_prefix: str = "Context", **common: Any):
         super().__init__(**common)
+        # Prefilled start of the reply, so the next token is the letter: SmolLM2-135M puts 0.2% of its
+        # mass on A/B right after the assistant tag ("Output ..."), 93% after "Context". Use "" for a
+        # model trained on ctxdata's prompt, which answers the bare letter.
+        self.answer_prefix = answer_prefix
         check("torch", "transformers", extra="train")
         check_model_available(model)  # a missing model is a misconfiguration: fail now, load later
         self.model_spec, self.dtype, self.device, self.batch_size = model, dtype, device, max(1, batch_size)
@@ -158,9 +163,9 @@ class HFJudge(Judge):
     def prompt(self, row: dict[str, Any]) -> str:
         tok = self._tokenizer
         if not tok.chat_template:
-            return f"{SYSTEM}\n\n{selection_text(row)}\nAnswer:"
+            return f"{SYSTEM}\n\n{selection_text(row)}\nAnswer: {self.answer_prefix}".rstrip()
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": selection_text(row)}]
-        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + self.answer_prefix
 
     def letter_probs(self, rows: list[dict[str, Any]]) -> list[LetterProbs]:
         if self._model is None:
