@@ -159,7 +159,7 @@ def test_openai_judge_drops_the_confounder_pick(server):
 def test_both_orders_cancels_a_letter_biased_judge(server):
     """A judge that always says "A" is right once and wrong once: margin 0, the pair is dropped."""
     srv = server((200, completion("A"), 0))
-    kept, ctx = judge_one(f"openai:{srv.url}", make_pair(label="A"))
+    kept, ctx = judge_one(f"openai:{srv.url}", make_pair(label="A"), workers=1)
     assert kept == [] and len(srv.requests) == 2
     first, second = (r["json"]["messages"][1]["content"] for r in srv.requests)
     assert first.index("1 passed") < first.index("1 failed") and second.index("1 failed") < second.index("1 passed")
@@ -190,6 +190,15 @@ def test_openai_logprobs_give_the_confidence(server):
     kept, _ = judge_one(f"openai:{srv.url}", pair, both_orders=False, logprobs=True)
     assert kept == [pair] and pair.checks[-1].score == pytest.approx(0.82)
     assert srv.requests[0]["json"]["logprobs"] is True and srv.requests[0]["json"]["top_logprobs"] == 5
+
+
+def test_openai_judge_sends_requests_concurrently_and_keeps_their_order(server):
+    srv = server((200, completion("A"), 0.5))
+    pairs = [make_pair(label="A", anchor_id=f"a{i}") for i in range(4)]
+    start = time.perf_counter()
+    kept = list(run_stages([JudgePairs(f"openai:{srv.url}", both_orders=False, workers=4)], pairs, RunContext()))
+    assert kept == pairs and len(srv.requests) == 4
+    assert time.perf_counter() - start < 1.5  # 4 x 0.5 s one after the other would take 2 s
 
 
 def test_openai_judge_retries_a_500_then_succeeds(server):
