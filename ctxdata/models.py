@@ -121,6 +121,9 @@ def _materialise_alias(name: str) -> Path:
     if dest.exists():
         raise ModelNotFoundError(f"{dest} exists but has no config.json (an interrupted or foreign folder); delete it and retry")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    from ctxdata.console import info
+
+    info(f"Building model alias {name} once into {dest} (from {MODEL_ALIASES[name].source})")
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=dest.parent))
     try:
         MODEL_ALIASES[name].build(tmp)
