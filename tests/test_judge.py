@@ -97,6 +97,8 @@ def test_misconfiguration_fails_at_construction(tmp_path):
         make_judge(f"hf:{tmp_path / 'missing'}")
     with pytest.raises(ModelNotFoundError, match="offline"):
         make_judge("hf:HuggingFaceTB/SmolLM2-135M-Instruct")
+    with pytest.raises(ConfigError, match="dtype"):
+        make_judge(f"hf:{tmp_path}", dtype="int8")
     with pytest.raises(ConfigError, match="threshold"):
         make_judge("openai:http://127.0.0.1:9/v1", threshold=0)
     with pytest.raises(ConfigError, match="no_such_option"):
@@ -376,27 +378,23 @@ def smollm2(tmp_path_factory):
 @pytest.mark.slow
 def test_hf_judge_on_real_smollm2(smollm2, capsys):
     """The real 135M model reads letters at the prefilled answer position, but cannot tell the contexts apart."""
-    easy = [
-        make_pair(query="What is the capital of France?", answer="Paris", label=label,
-                  context_a_text=a, context_b_text=b)
-        for label, a, b in [("A", "The capital of France is Paris.", "The capital of France is Lyon."),
-                            ("B", "The capital of France is Lyon.", "The capital of France is Paris.")]
-    ]
-    judge = make_judge(f"hf:{smollm2}", batch_size=4)
+    easy = make_pair(query="What is the capital of France?", answer="Paris", label="A",
+                     context_a_text="The capital of France is Paris.", context_b_text="The capital of France is Lyon.")
+    judge = make_judge(f"hf:{smollm2}", batch_size=2)
+    rows = [judge.view(easy, swapped) for swapped in (False, True)]
     start = time.perf_counter()
-    probs = judge.letter_probs([judge.view(p, s) for p in easy for s in (False, True)])
-    verdicts = judge.judge(easy)
+    probs = judge.letter_probs(rows)
     elapsed = time.perf_counter() - start
+    verdict = judge._decide(rows, probs)
     assert all(p.p_a + p.p_b > 0.8 for p in probs)  # the letter is what comes next after "Context"
     bare = make_judge(f"hf:{smollm2}", answer_prefix="")
     bare._model, bare._tokenizer, bare._letter_ids = judge._model, judge._tokenizer, judge._letter_ids
-    (no_prefix,) = bare.letter_probs([bare.view(easy[0], False)])
+    (no_prefix,) = bare.letter_probs(rows[:1])
     assert no_prefix.p_a + no_prefix.p_b < 0.1  # why the prefix exists: SmolLM2 starts with "Output ..."
     with capsys.disabled():
-        print(f"\n[smollm2 judge] {elapsed:.1f}s for 8 prompts; margins {[round(v.score, 3) for v in verdicts]}; "
+        print(f"\n[smollm2 judge] {elapsed:.1f}s for 2 prompts; margin {verdict.score:+.3f}; "
               f"letter mass {[round(p.p_a + p.p_b, 3) for p in probs]}; no-prefix mass {no_prefix.p_a + no_prefix.p_b:.4f}")
-    for v in verdicts:
-        assert v.passed is (v.score >= judge.threshold) and "anchor in A" in v.detail and "anchor in B" in v.detail
+    assert verdict.passed is (verdict.score >= judge.threshold) and "anchor in A" in verdict.detail and "anchor in B" in verdict.detail
 
 
 def build_tiny_llava(path):

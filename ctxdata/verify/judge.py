@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Iterable, Iterator
 
 from ctxdata._deps import check
 from ctxdata.errors import ConfigError, CtxdataError
-from ctxdata.models import check_model_available, load_causal_lm, resolve_model
+from ctxdata.models import DTYPES, check_model_available, load_causal_lm, resolve_model
 from ctxdata.pipeline import RunContext, Stage
 from ctxdata.schema import Check, Pair
 from ctxdata.train.prompts import INSTRUCTION, SYSTEM, selection_text
@@ -145,6 +145,8 @@ class HFJudge(Judge):
         # mass on A/B right after the assistant tag ("Output ..."), 93% after "Context". Use "" for a
         # model trained on ctxdata's prompt, which answers the bare letter.
         self.answer_prefix = answer_prefix
+        if dtype not in DTYPES:
+            raise ConfigError(f"hf judge dtype must be one of {DTYPES}, got {dtype!r}")
         check("torch", "transformers", extra="train")
         check_model_available(model)  # a missing model is a misconfiguration: fail now, load later
         self.model_spec, self.dtype, self.device, self.batch_size = model, dtype, device, max(1, batch_size)
@@ -185,11 +187,14 @@ class HFJudge(Judge):
                 out[i] = LetterProbs(error=f"prompt of {len(ids)} tokens exceeds the model's {limit}; lower max_context_chars")
             else:
                 todo.append((i, ids))
+        todo.sort(key=lambda item: len(item[1]))  # similar lengths per batch: less padding to compute
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
             batch = tok.pad({"input_ids": [ids for _, ids in chunk]}, return_tensors="pt").to(self.device)
+            # Left padding: count positions from each row's first real token (absolute-position models need it).
+            positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
-                logits = model(**batch, logits_to_keep=1).logits[:, -1, :].float()  # (batch, vocab)
+                logits = model(**batch, position_ids=positions, logits_to_keep=1).logits[:, -1, :].float()  # (batch, vocab)
             probs = torch.softmax(logits, dim=-1)
             for (i, _), p in zip(chunk, probs):
                 out[i] = LetterProbs(*(float(p[self._letter_ids[x]].max()) for x in LETTERS))
