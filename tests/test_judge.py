@@ -404,7 +404,7 @@ def test_hf_judge_on_real_smollm2(smollm2, capsys):
     (no_prefix,) = bare.letter_probs(rows[:1])
     assert no_prefix.p_a + no_prefix.p_b < 0.1  # why the prefix exists: SmolLM2 starts with "Output ..."
     with capsys.disabled():
-        print(f"\n[smollm2 judge] {elapsed:.1f}s for 2 prompts; margin {verdict.score:+.3f}; "
+        print(f"\n[smollm2 judge] {elapsed:.1f}s for 2 prompts incl. model load; margin {verdict.score:+.3f}; "
               f"letter mass {[round(p.p_a + p.p_b, 3) for p in probs]}; no-prefix mass {no_prefix.p_a + no_prefix.p_b:.4f}")
     assert verdict.passed is (verdict.score >= judge.threshold) and "anchor in A" in verdict.detail and "anchor in B" in verdict.detail
 
