@@ -327,9 +327,9 @@ class JudgePairs(Stage):
 
     name: ClassVar[str] = "judge"
 
-    def __init__(self, judge: str | Judge = "none", *, batch_size: int = 8, **options: Any):
+    def __init__(self, judge: str | Judge = "none", *, chunk_size: int = 16, **options: Any):
         self.judge = make_judge(judge, **options) if isinstance(judge, str) else judge
-        self.batch_size = max(1, batch_size)  # pairs per judge call (HF batches its forward passes within)
+        self.chunk_size = max(1, chunk_size)  # pairs per judge call; `batch_size` (an hf option) splits it further
 
     def run(self, records: Iterable[Pair], ctx: RunContext) -> Iterator[Pair]:
         if not self.judge.enabled:
@@ -338,7 +338,7 @@ class JudgePairs(Stage):
         batch: list[Pair] = []
         for pair in records:
             batch.append(pair)
-            if len(batch) >= self.batch_size:
+            if len(batch) >= self.chunk_size:
                 yield from self._judge_batch(batch, ctx)
                 batch = []
         if batch:
