@@ -341,6 +341,14 @@ def test_hf_judge_is_lazy_and_batch_invariant(tiny_llama):
     assert one_by_one[2].p_a == pytest.approx(float(probs[judge._letter_ids["A"]].max()), abs=1e-5)
 
 
+def test_judge_stages_pickle_before_first_use(tiny_llama):
+    import pickle
+
+    for spec in (f"hf:{tiny_llama}", "openai:http://127.0.0.1:9/v1", "none"):
+        clone = pickle.loads(pickle.dumps(JudgePairs(spec)))
+        assert type(clone.judge) is type(make_judge(spec))
+
+
 def test_hf_judge_margin_does_not_depend_on_which_slot_holds_the_anchor(tiny_llama):
     """With both orders judged, a pair and its mirror (contexts swapped, label flipped) score the same."""
     judge = make_judge(f"hf:{tiny_llama}")
