@@ -171,3 +171,40 @@ def test_parallel_workers_write_the_same_bytes(synth_traces, tmp_path, monkeypat
     assert parallel["shards"] == serial["shards"] and parallel["stages"] == serial["stages"]
     for shard in serial["shards"]:
         assert (tmp_path / "serial" / shard).read_bytes() == (tmp_path / "parallel" / shard).read_bytes()
+
+
+def test_judge_is_wired_into_the_build(synth_traces, tmp_path):
+    """An OpenAI-compatible judge that always answers "A" cannot tell contexts apart in both
+    orders, so every pair is dropped as ambiguous, with a `judge` check recorded."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body)
+            reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": "A"}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        report = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "judged"),
+                                                judge=f"openai:http://127.0.0.1:{server.server_address[1]}/v1"))
+    finally:
+        server.shutdown()
+    assert report["pairs"] == 0 and report["rejected"] == {"judge_ambiguous": report["candidates"]}
+    assert len(seen) == 2 * report["candidates"]  # both A/B orders per pair
+    prompt = seen[0]["messages"][-1]["content"]
+    assert "Context A:\n## Step 1" in prompt and "Output A or B directly." in prompt
+    rejects = [json.loads(l) for l in (tmp_path / "judged" / "rejects.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in rejects} == {"judge"}
