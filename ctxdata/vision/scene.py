@@ -20,6 +20,8 @@ import copy
 import random
 from typing import Any
 
+import numpy as np
+
 from ctxdata.vision.templates import COLORS
 
 KINDS = ("circle", "square", "triangle")
@@ -37,8 +39,10 @@ def render(scene: dict[str, Any]):
     from PIL import Image, ImageDraw
 
     s, k = scene["size"], 4
-    img = Image.new("RGB", (s * k, s * k), tuple(scene.get("background", BACKGROUND)))
+    img = _background(scene, s * k)
     draw = ImageDraw.Draw(img)
+    for x0, y0, x1, y1, *rgb in scene.get("clutter", []):  # faint background blobs, per family
+        draw.ellipse([x0 * k, y0 * k, x1 * k, y1 * k], fill=tuple(rgb))
     for sh in scene["shapes"]:
         x, y, r = sh["x"] * k, sh["y"] * k, sh["r"] * k
         fill = COLORS[sh["color"]]
@@ -49,6 +53,19 @@ def render(scene: dict[str, Any]):
         else:
             draw.polygon([(x, y - r), (x + r, y + r), (x - r, y + r)], fill=fill, outline=(40, 40, 40), width=k)
     return img.resize((s, s), Image.LANCZOS)
+
+
+def _background(scene: dict[str, Any], side: int):
+    """A flat colour, or a two-colour diagonal gradient when the scene has `background2`
+    (per-family backgrounds keep unrelated scenes apart in embedding space)."""
+    from PIL import Image
+
+    top = np.array(scene.get("background", BACKGROUND), dtype=np.float32)
+    if "background2" not in scene:
+        return Image.new("RGB", (side, side), tuple(int(v) for v in top))
+    bottom = np.array(scene["background2"], dtype=np.float32)
+    t = (np.add.outer(np.arange(side), np.arange(side)) / (2 * side - 2))[..., None]
+    return Image.fromarray((top * (1 - t) + bottom * t).astype(np.uint8), "RGB")
 
 
 def _free_spot(shapes: list[dict[str, Any]], size: int, r: int, rng: random.Random, tries: int = 200) -> tuple[int, int] | None:
@@ -67,7 +84,14 @@ def random_scene(rng: random.Random, *, size: int = 160, n_shapes: tuple[int, in
         spot = _free_spot(shapes, size, r, rng)
         if spot is not None:
             shapes.append({"kind": rng.choice(KINDS), "color": rng.choice(SCENE_COLORS), "x": spot[0], "y": spot[1], "r": r})
-    return {"size": size, "background": list(BACKGROUND), "shapes": shapes}
+    background = [rng.randint(150, 250) for _ in range(3)]
+    background2 = [rng.randint(60, 250) for _ in range(3)]
+    clutter = []
+    for _ in range(rng.randint(2, 5)):
+        x0, y0 = rng.randint(-40, size - 20), rng.randint(-40, size - 20)
+        w, h = rng.randint(30, 110), rng.randint(30, 110)
+        clutter.append([x0, y0, x0 + w, y0 + h] + [min(255, c + rng.randint(-40, 40)) for c in background])
+    return {"size": size, "background": background, "background2": background2, "clutter": clutter, "shapes": shapes}
 
 
 def answer(scene: dict[str, Any], ask: dict[str, Any]) -> str:
