@@ -92,20 +92,20 @@ def plan_from_template(qtype: str, question: str, answer: str, rng: random.Rando
     a = normalize_answer(answer)
     if qtype == "color" and a in COLORS:
         target = rng.choice([c for c in COLORS if c != a and c not in ("white", "black", "gray")])
-        return EditPlan("recolor", f"change the colour of the {subject} to {target}", target, {"target": target})
+        return EditPlan("recolor", f"change the colour of the {subject} to {target}", target, {"target": target, "subject": subject})
     if qtype == "count" and parse_count(answer) is not None:
         n = parse_count(answer)
         if n >= 2 and rng.random() < 0.5:
-            return EditPlan("remove", f"remove one {subject}", str(n - 1), {})
-        return EditPlan("duplicate", f"add one more {subject}", str(n + 1), {})
+            return EditPlan("remove", f"remove one {subject}", str(n - 1), {"subject": subject})
+        return EditPlan("duplicate", f"add one more {subject}", str(n + 1), {"subject": subject})
     if qtype in ("presence", "yesno") and a == "yes":
-        return EditPlan("remove", f"remove the {subject}", "no", {})
+        return EditPlan("remove", f"remove the {subject}", "no", {"subject": subject})
     if qtype == "text":
         if a.isdigit():
             new = str((int(a) + rng.randint(1, 8)) % (10 ** max(1, len(a))))
         else:
             new = rng.choice([w for w in TEXT_WORDS if w.lower() != a])
-        return EditPlan("text", f"change the text {answer!r} to {new!r}", new, {"text": new})
+        return EditPlan("text", f"change the text {answer!r} to {new!r}", new, {"text": new, "subject": subject})
     return None
 
 
