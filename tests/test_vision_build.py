@@ -1,0 +1,165 @@
+"""build-vision end to end: the demo, retrieval on real photos, bad pools, resume, determinism, light imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ctxdata.cli.main import app
+from ctxdata.io import iter_rows, read_report
+from ctxdata.vision.build import VisionConfig, build_vision
+
+
+def shard_bytes(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("pairs-*.arrow"))}
+
+
+def assert_inputs_balance(out: Path, report: dict) -> None:
+    pool = next(s for s in report["stages"] if s["name"] == "pool")
+    assert report["inputs"] == pool["out"] + report["inputs_rejected"]
+    lines = (out / "rejects.jsonl").read_text().splitlines()
+    assert len(lines) == report["inputs_rejected"] + report["candidates_rejected"]
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "pairs"
+    result = CliRunner().invoke(app, ["build-vision", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.mark.slow
+def test_demo_gives_readable_balanced_pairs_of_every_method(demo_out):
+    datasets = pytest.importorskip("datasets")
+    out, output = demo_out
+    ds = datasets.load_from_disk(str(out))
+    assert isinstance(ds.features["context_a_image"], datasets.Image)
+    row = ds[0]
+    assert row["context_a_image"].mode == "RGB" and row["domain"] == "vision"
+    methods = set(ds["method"])
+    assert methods == {"edit:procedural", "edit:classical", "retrieval:faiss"}
+    labels = ds["label"]
+    assert abs(labels.count("A") - labels.count("B")) <= max(2, len(labels) // 10)
+    report = read_report(out)
+    assert report["pairs"] == len(ds) > 20
+    assert_inputs_balance(out, report)
+    assert {s["strategy"] for s in report["strategies"]} == {"edit", "retrieval"}
+    assert "per strategy" in output and "rejected by reason" in output
+    for r in iter_rows(out, ["checks", "meta", "similarity", "answer", "answer_confounder"]):
+        assert r["answer"] != r["answer_confounder"]
+        assert all(c["passed"] for c in json.loads(r["checks"]))
+        assert 0.9 <= r["similarity"] <= 0.995 and json.loads(r["meta"])["question_type"]
+
+
+def _photo_pool_with_edited_copies(root: Path) -> int:
+    """Ten scikit-image photos + one classically edited copy each, same question, different answers."""
+    skdata = pytest.importorskip("skimage.data")
+    from ctxdata.vision.editors.classical import ClassicalEditor
+    from ctxdata.vision.pool import QARecord
+    from ctxdata.vision.templates import EditPlan
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "immunohistochemistry", "colorwheel", "hubble_deep_field", "clock"]
+    ops = [("recolor", {"target": "blue"}), ("remove", {}), ("duplicate", {}), ("text", {"text": "42"})]
+    editor, lines = ClassicalEditor(), []
+    for n, name in enumerate(names):
+        img = Image.fromarray(getattr(skdata, name)()).convert("RGB")
+        w, h = img.size
+        box = [w // 3, h // 3, w // 3 + w // 6, h // 3 + h // 6]
+        op, params = ops[n % len(ops)]
+        copy = editor.edit(img, EditPlan(op, "", "edited", params), record=QARecord(name, "q", "a", "other", region=box), seed=n).image
+        img.save(root / f"{name}.png")
+        copy.save(root / f"{name}-edited.png")
+        q = f"What is special about photo {name}?"
+        lines += [{"image": f"{name}.png", "question": q, "answer": "original"}, {"image": f"{name}-edited.png", "question": q, "answer": "edited"}]
+    (root / "qa.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return len(names)
+
+
+@pytest.mark.slow
+def test_retrieval_pairs_each_edited_photo_with_its_source(tmp_path):
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    n = _photo_pool_with_edited_copies(pool)
+    # top-1 neighbour of each copy under the efficientnet embedder
+    from ctxdata.vision.embed import make_embedder
+    from ctxdata.vision.index import build_index
+
+    files = sorted(p.name for p in pool.glob("*.png"))
+    vectors = make_embedder("efficientnet-lite0").embed([Image.open(pool / f).convert("RGB") for f in files], progress=False)
+    sims, ids = build_index(vectors, "flat").search(vectors, 2)
+    copies = [i for i, f in enumerate(files) if f.endswith("-edited.png")]
+    top1 = np.mean([files[ids[i, 1]] == files[i].replace("-edited", "") for i in copies])
+    assert top1 >= 0.95, top1
+    # and the pipeline mines exactly those pairs
+    report = build_vision(VisionConfig(pool=str(pool), strategies=("retrieval",), sim_band=(0.5, 0.9999), index="hnsw"), tmp_path / "out")
+    pairs = {frozenset((r["anchor_id"], r["confounder_id"])) for r in iter_rows(tmp_path / "out", ["anchor_id", "confounder_id"])}
+    expected = {frozenset((f, f.replace(".png", "-edited.png"))) for f in files if not f.endswith("-edited.png")}
+    assert len(pairs & expected) >= 0.95 * n and pairs <= expected
+    assert report["methods"] == {"retrieval:faiss": len(pairs)}
+
+
+def test_bad_image_pool_finishes_with_each_reason(tmp_path):
+    from test_vision_pool import GOOD, encoded, noise, qa, write_pool
+
+    pool = tmp_path / "pool"
+    good = encoded(noise(), "PNG")
+    files = {"ok.png": good, "ok2.png": encoded(noise(seed=5), "PNG"), "empty.png": b"", "corrupt.png": b"\x89PNG nope" * 9,
+             "trunc.png": good[: len(good) // 2], "bomb.png": encoded(Image.new("L", (1100, 1000)), "PNG"), "rgba.png": GOOD["rgba.png"]()}
+    lines = [qa(f) for f in files] + [qa("gone.png"), qa("../escape.png"), "{oops", {"image": "ok.png"}]
+    write_pool(pool, files, lines)
+    report = build_vision(VisionConfig(pool=str(pool), max_pixels=1_000_000), tmp_path / "out")
+    reasons = {json.loads(line)["reason"] for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()}
+    assert {"image_empty", "image_corrupt", "image_truncated", "decompression_bomb", "image_missing", "path_outside_pool",
+            "invalid_json", "missing_field"} <= reasons
+    assert report["inputs"] == len(lines) and report["inputs_rejected"] == 8
+    assert_inputs_balance(tmp_path / "out", report)
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_the_same_shards_as_a_clean_run(tmp_path):
+    config = VisionConfig(demo_families=3, shard_size=6, seed=11)
+    killed = tmp_path / "killed"
+
+    def die_after_two(index, n_items):
+        if index == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        build_vision(config, killed, on_progress=die_after_two)
+    assert len(list((killed / "_work").glob("task-*.done"))) == 2 and not (killed / "report.json").exists()
+    first_shard = (killed / "pairs-00000.arrow").stat().st_mtime_ns
+    build_vision(config, killed)
+    assert (killed / "pairs-00000.arrow").stat().st_mtime_ns == first_shard  # finished work was skipped
+    clean = tmp_path / "clean"
+    build_vision(config, clean)
+    assert shard_bytes(killed) == shard_bytes(clean) and shard_bytes(clean)
+    assert read_report(killed)["pairs"] == read_report(clean)["pairs"]
+
+
+def test_config_errors_are_clean_cli_messages(tmp_path):
+    runner = CliRunner()
+    bad = runner.invoke(app, ["build-vision", "--out", str(tmp_path / "o"), "--strategy", "edit,magic"])
+    assert bad.exit_code == 1 and "--strategy must be" in bad.output
+    bad = runner.invoke(app, ["build-vision", "--out", str(tmp_path / "o"), "--sim-band", "0.9"])
+    assert bad.exit_code == 1 and "two comma-separated numbers" in bad.output
+    bad = runner.invoke(app, ["build-vision", "--out", str(tmp_path / "o"), "--edit-model", "sdxl", "--edit-model-path", str(tmp_path)])
+    assert bad.exit_code == 1 and "model_index.json" in bad.output
+
+
+def test_vision_modules_import_light():
+    code = ("import sys, ctxdata.cli.vision, ctxdata.vision.build, ctxdata.vision.pool, ctxdata.vision.stages, ctxdata.verify.vision\n"
+            "print([m for m in ('torch', 'cv2', 'diffusers', 'faiss', 'open_clip', 'transformers', 'datasets') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+    assert out.stdout.strip() == "[]"
