@@ -256,7 +256,7 @@ class HFEmbedder(Embedder):
         transformers = require("transformers")
         try:
             model = transformers.AutoModel.from_pretrained(self.source, local_files_only=True)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not a directory and not a valid repo id
             raise self._missing(exc) from exc
         if not hasattr(model, "get_image_features"):
             raise ConfigError(f"{self.source} loads as {type(model).__name__}, which has no get_image_features (need CLIP or SigLIP)")
@@ -273,7 +273,7 @@ class HFEmbedder(Embedder):
             transformers = require("transformers")
             try:
                 cfg = transformers.AutoConfig.from_pretrained(self.source, local_files_only=True)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise self._missing(exc) from exc
             self.dim_hint = _image_dim(cfg)
         return int(self.dim_hint)
