@@ -163,3 +163,59 @@ def test_vision_modules_import_light():
             "print([m for m in ('torch', 'cv2', 'diffusers', 'faiss', 'open_clip', 'transformers', 'datasets') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "[]"
+
+
+def _square_pool(root: Path, colours: dict[str, tuple[int, int, int]], qa_rows: list[dict]) -> None:
+    root.mkdir()
+    for name, rgb in colours.items():
+        img = Image.new("RGB", (96, 96), (235, 235, 235))
+        img.paste(Image.new("RGB", (60, 60), rgb), (18, 18))
+        img.save(root / name)
+    (root / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qa_rows))
+
+
+@pytest.mark.slow
+def test_answerer_supplies_the_neighbours_answer(tmp_path):
+    from test_vision_verify import ColourVQAServer
+    from http.server import HTTPServer
+    import threading
+
+    q = "What colour is the square?"
+    _square_pool(tmp_path / "pool", {"red.png": (200, 30, 30), "blue.png": (30, 30, 200)},
+                 [{"image": "red.png", "question": q, "answer": "red", "region": [18, 18, 78, 78]},
+                  {"image": "blue.png", "question": "Is it a photo?", "answer": "no"}])
+    server = HTTPServer(("127.0.0.1", 0), ColourVQAServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"openai:http://127.0.0.1:{server.server_address[1]}/v1"
+        report = build_vision(VisionConfig(pool=str(tmp_path / "pool"), strategies=("retrieval",), sim_band=(0.3, 0.9999), answerer=url), tmp_path / "out")
+    finally:
+        server.shutdown()
+    rows = list(iter_rows(tmp_path / "out", ["anchor_id", "confounder_id", "answer", "answer_confounder", "meta"]))
+    pair = next(r for r in rows if r["anchor_id"] == "red.png")
+    assert (pair["confounder_id"], pair["answer"], pair["answer_confounder"]) == ("blue.png", "red", "Blue")
+    assert json.loads(pair["meta"])["confounder_answered_by"] == url
+    assert report["methods"]["retrieval:faiss"] == len(rows)
+
+
+def test_blind_pairs_use_the_second_embedder(tmp_path, monkeypatch):
+    import ctxdata.vision.embed as embed
+    from ctxdata.pipeline import RunContext
+    from ctxdata.vision.build import mine_retrieval
+    from ctxdata.vision.pool import Pool
+
+    pool = Pool()
+    for n, answer in enumerate(["red", "blue", "green"]):
+        pool.add(f"{n}.png", Image.new("RGB", (8, 8), (n, 0, 0)), question="What colour?", answer=answer, qtype="color")
+    close = np.array([[1, 0], [0.99, 0.141], [0.98, 0.199]], np.float32)
+    close /= np.linalg.norm(close, axis=1, keepdims=True)
+
+    class Orthogonal:  # the "vision-only" embedder sees image 0 and 1 as different, 2 as a copy of 0
+        def embed(self, images, progress=False):
+            return np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]], np.float32)
+
+    monkeypatch.setattr(embed, "make_embedder", lambda spec, **kw: Orthogonal())
+    config = VisionConfig(blind_embedder="fake", blind_thresholds=(0.95, 0.6), sim_band=(0.999, 1.0), index="numpy")
+    cands = mine_retrieval(pool, close, {f"{n}.png": n for n in range(3)}, config, None, RunContext())
+    blind = [(c.anchor, c.confounder, c.method) for c in cands]
+    assert blind == [(0, 1, "retrieval:blind"), (1, 2, "retrieval:blind")]

@@ -65,7 +65,7 @@ class MakeConfounder(VisionStage):
                 cand.confounder_id = f"{rec.image_id}#{cand.method}:{cand.seed:08x}"
             elif cand.neighbour_image is not None:
                 cand.confounder_image = pool.images[cand.neighbour_image]
-                cand.answer_confounder = self.state.answerer.answer(cand.confounder_image, rec.question).strip()
+                cand.answer_confounder = self.state.answerer.answer(cand.confounder_image, rec.question).strip().rstrip(".")
                 cand.confounder_id, cand.region = cand.neighbour_image, rec.region
             else:
                 other = pool.records[cand.confounder]
