@@ -219,3 +219,11 @@ def test_blind_pairs_use_the_second_embedder(tmp_path, monkeypatch):
     cands = mine_retrieval(pool, close, {f"{n}.png": n for n in range(3)}, config, None, RunContext())
     blind = [(c.anchor, c.confounder, c.method) for c in cands]
     assert blind == [(0, 1, "retrieval:blind"), (1, 2, "retrieval:blind")]
+
+
+@pytest.mark.slow
+def test_pipeline_script_writes_the_same_shards_as_the_cli(demo_out, tmp_path):
+    repo = Path(__file__).parents[1]
+    env = {**__import__("os").environ, "PYTHONPATH": str(repo), "CTXDATA_PROGRESS": "0"}
+    subprocess.run([sys.executable, str(repo / "pipelines" / "vision_pairs.py"), str(tmp_path / "p")], check=True, env=env, capture_output=True)
+    assert shard_bytes(tmp_path / "p") == shard_bytes(demo_out[0])

@@ -91,7 +91,7 @@ def plan_from_template(qtype: str, question: str, answer: str, rng: random.Rando
     subject = subject_of(question)
     a = normalize_answer(answer)
     if qtype == "color" and a in COLORS:
-        target = rng.choice([c for c in COLORS if c != a and c not in ("white", "black", "gray")])
+        target = rng.choice([c for c in COLORS if c != a and c not in ("white", "black", "gray", "brown")])
         return EditPlan("recolor", f"change the colour of the {subject} to {target}", target, {"target": target, "subject": subject})
     if qtype == "count" and parse_count(answer) is not None:
         n = parse_count(answer)
