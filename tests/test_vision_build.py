@@ -227,3 +227,31 @@ def test_pipeline_script_writes_the_same_shards_as_the_cli(demo_out, tmp_path):
     env = {**__import__("os").environ, "PYTHONPATH": str(repo), "CTXDATA_PROGRESS": "0"}
     subprocess.run([sys.executable, str(repo / "pipelines" / "vision_pairs.py"), str(tmp_path / "p")], check=True, env=env, capture_output=True)
     assert shard_bytes(tmp_path / "p") == shard_bytes(demo_out[0])
+
+
+@pytest.mark.slow
+def test_diffusion_editor_through_the_cli(tmp_path, editor="sdxl"):
+    """The sdxl editor inside the whole build (instruct-pix2pix shares the path; see test_vision_edit)."""
+    import random
+
+    from ctxdata.vision import scene as sc
+    from ctxdata.vision.editors.tiny import build_tiny_instruct_pix2pix, build_tiny_sdxl_inpaint
+
+    model = (build_tiny_sdxl_inpaint if editor == "sdxl" else build_tiny_instruct_pix2pix)(tmp_path / "model")
+    pool, lines = tmp_path / "pool", []
+    pool.mkdir()
+    for n in range(2):
+        graph = sc.random_scene(random.Random(n), size=64, n_shapes=(2, 3))
+        sc.render(graph).save(pool / f"s{n}.png")
+        lines += [{"image": f"s{n}.png", **{k: r[k] for k in ("question", "answer", "type", "region")}} for r in sc.scene_questions(graph)]
+    (pool / "qa.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["build-vision", "--pool", str(pool), "--strategy", "edit", "--edit-model", editor, "--edit-model-path",
+                                      str(model), "--edit-steps", "2", "--sim-band", "-1,1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = read_report(out)
+    assert report["counters"]["edit:candidates"] == 4
+    assert set(report["methods"]) == {f"edit:{editor}"} and report["pairs"] >= 1
+    for r in iter_rows(out, ["checks", "method"]):
+        names = {c["name"] for c in json.loads(r["checks"])}
+        assert {"images_decode", "edit_changed", "edit_locality", "similarity_band"} <= names
