@@ -255,3 +255,27 @@ def test_diffusion_editor_through_the_cli(tmp_path, editor="sdxl"):
     for r in iter_rows(out, ["checks", "method"]):
         names = {c["name"] for c in json.loads(r["checks"])}
         assert {"images_decode", "edit_changed", "edit_locality", "similarity_band"} <= names
+
+
+def test_verifier_passes_and_difficulty_rejects_a_trivial_pair(tmp_path):
+    from test_vision_verify import ColourVQAServer
+    from http.server import HTTPServer
+    import threading
+
+    q = "What colour is the square?"
+    _square_pool(tmp_path / "pool", {"red.png": (200, 30, 30), "blue.png": (30, 30, 200)},
+                 [{"image": "red.png", "question": q, "answer": "red"}, {"image": "blue.png", "question": q, "answer": "blue"}])
+    server = HTTPServer(("127.0.0.1", 0), ColourVQAServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"openai:http://127.0.0.1:{server.server_address[1]}/v1"
+        config = VisionConfig(pool=str(tmp_path / "pool"), strategies=("retrieval",), sim_band=(0.3, 0.9999), verifier=url, difficulty=url)
+        report = build_vision(config, tmp_path / "out")
+    finally:
+        server.shutdown()
+    # the judge answers both images right (verifier passes) every time: pass rate 1.0 > 0.63 -> too easy
+    assert report["pairs"] == 0 and report["rejected"] == {"too_easy": 1}
+    stages = {s["name"]: s for s in report["stages"]}
+    assert stages["verifier"]["out"] == 1 and stages["difficulty"]["dropped"] == {"too_easy": 1}
+    reject = json.loads((tmp_path / "out" / "rejects.jsonl").read_text())
+    assert reject["stage"] == "difficulty" and "pass rate 1.00 over 8 samples" in reject["detail"]

@@ -140,3 +140,17 @@ def test_not_a_pool_is_a_clear_error(tmp_path):
         load_pool(tmp_path, RunContext())
     with pytest.raises(CtxdataError, match="does not exist"):
         load_pool(tmp_path / "nope", RunContext())
+
+
+def test_mask_regions_are_paths_inside_the_pool(tmp_path):
+    from ctxdata.vision.images import region_mask
+
+    mask = Image.new("L", (48, 32), 0)
+    mask.paste(255, (4, 4, 12, 10))
+    write_pool(tmp_path, {"a.png": encoded(noise(), "PNG"), "masks/a.png": encoded(mask, "PNG")},
+               [qa("a.png", region="masks/a.png"), qa("a.png", region="../../etc/mask.png")])
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx)
+    assert [r.reason for r in ctx.rejects] == ["path_outside_pool"] and "region mask" in ctx.rejects[0].detail
+    m = region_mask((48, 32), pool.records[0].region)
+    assert m.sum() == 8 * 6 and m[5, 5] and not m[20, 20]
