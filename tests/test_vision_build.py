@@ -279,3 +279,20 @@ def test_verifier_passes_and_difficulty_rejects_a_trivial_pair(tmp_path):
     assert stages["verifier"]["out"] == 1 and stages["difficulty"]["dropped"] == {"too_easy": 1}
     reject = json.loads((tmp_path / "out" / "rejects.jsonl").read_text())
     assert reject["stage"] == "difficulty" and "pass rate 1.00 over 8 samples" in reject["detail"]
+
+
+def test_index_path_is_saved_then_reloaded_and_checked(tmp_path):
+    from ctxdata.errors import CtxdataError
+
+    q = "What colour is the square?"
+    rows = [{"image": "red.png", "question": q, "answer": "red"}, {"image": "blue.png", "question": q, "answer": "blue"}]
+    _square_pool(tmp_path / "pool", {"red.png": (200, 30, 30), "blue.png": (30, 30, 200)}, rows)
+    index = tmp_path / "pool.index"
+    config = VisionConfig(pool=str(tmp_path / "pool"), strategies=("retrieval",), sim_band=(0.3, 0.9999), index="flat", index_path=str(index))
+    first = build_vision(config, tmp_path / "a")
+    assert index.is_file() and first["pairs"] == 1
+    stamp = index.stat().st_mtime_ns
+    assert build_vision(config, tmp_path / "b")["pairs"] == 1 and index.stat().st_mtime_ns == stamp  # reloaded, not rebuilt
+    _square_pool(tmp_path / "other", {"a.png": (10, 200, 10), "b.png": (200, 200, 10), "c.png": (5, 5, 5)}, [rows[0] | {"image": n} for n in ("a.png", "b.png", "c.png")])
+    with pytest.raises(CtxdataError, match="built from another pool"):
+        build_vision(VisionConfig(**{**config.__dict__, "pool": str(tmp_path / "other")}), tmp_path / "c")
