@@ -1,0 +1,270 @@
+"""`build-vision`: image pool -> candidate pairs (edits and neighbours) -> verified vision pairs.
+
+Global phase (cheap to redo on resume): load the pool (bad rows -> rejects), embed every pool
+image, build (or reload) the index, mine neighbour candidates, plan edit candidates, assign
+balanced A/B labels with a seeded shuffle, split candidates into tasks. Per-task phase (through
+`run_tasks`, so a killed run resumes and the same seed gives the same shards): the stages in
+`vision_stages` make the confounder (edit or neighbour) and verify it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ctxdata.errors import ConfigError
+from ctxdata.pipeline import RunContext
+from ctxdata.vision.images import DEFAULT_MAX_PIXELS
+from ctxdata.vision.pool import Pool, QARecord
+from ctxdata.vision.templates import EditPlan, load_instructions, plan_from_template
+
+STRATEGIES = ("edit", "retrieval")
+
+
+@dataclass
+class VisionConfig:
+    """Everything that determines a build-vision run (written to config.json)."""
+
+    pool: str | None = None  # pool folder / .parquet / datasets folder; None = the built-in demo pool
+    strategies: tuple[str, ...] = STRATEGIES  # which candidate sources to use: edit, retrieval
+    edit_model: str = "auto"  # auto | procedural | classical | sdxl | instruct-pix2pix
+    edit_model_path: str | None = None  # local diffusers folder (else the local HF cache)
+    edit_steps: int | None = None  # diffusion inference steps (None = the editor's default)
+    instructions: str | None = None  # JSONL of per-(image, question) instructions + new answers
+    edits_per_image: int = 2  # at most this many edit candidates per pool image (seeded choice)
+    embedder: str = "efficientnet-lite0"  # embedder spec (see ctxdata.vision.embed)
+    index: str = "auto"  # auto | flat | ivf | hnsw | numpy
+    index_path: str | None = None  # save the index here, or reload it when it exists
+    sim_band: tuple[float, float] = (0.90, 0.995)  # keep confounders whose cosine to the anchor is in [lo, hi]
+    k: int = 10  # neighbours examined per image when mining
+    answerer: str | None = None  # VQA model answering a question on a neighbour that lacks it
+    blind_embedder: str | None = None  # second embedder for MMVP-style blind pairs
+    blind_thresholds: tuple[float, float] = (0.95, 0.6)  # (cos above under --embedder, cos below under the blind one)
+    verifier: str = "none"  # none | hf:<path> | openai:<base-url>: VQA judge of both answers
+    difficulty: str | None = None  # target VQA model for the pass@k band filter
+    difficulty_band: tuple[float, float] = (0.25, 0.63)  # keep pairs solved in this fraction of samples
+    difficulty_samples: int = 8  # samples per pair for the pass@k filter
+    max_outside: float = 0.02  # edits: max fraction of pixels outside the region that may change
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are rejected as decompression bombs
+    demo_families: int = 10  # demo pool: synthetic scene families (base + one edited sibling)
+    seed: int = 0  # seeds edit choices, editors and the A/B labels
+    shard_size: int = 64  # candidates per task / shard (the unit of resume)
+
+    def __post_init__(self) -> None:
+        self.strategies = tuple(self.strategies)
+        bad = [s for s in self.strategies if s not in STRATEGIES]
+        if bad or not self.strategies:
+            raise ConfigError(f"--strategy must be a comma list of {', '.join(STRATEGIES)}, got {','.join(self.strategies) or 'nothing'}")
+        lo, hi = self.sim_band = tuple(float(v) for v in self.sim_band)
+        if not -1.0 <= lo < hi <= 1.0:
+            raise ConfigError(f"--sim-band needs -1 <= lo < hi <= 1, got {lo},{hi}; e.g. --sim-band 0.9,0.995")
+        d_lo, d_hi = self.difficulty_band = tuple(float(v) for v in self.difficulty_band)
+        if not 0.0 <= d_lo <= d_hi <= 1.0:
+            raise ConfigError(f"difficulty band needs 0 <= lo <= hi <= 1, got {d_lo},{d_hi}")
+        self.blind_thresholds = tuple(float(v) for v in self.blind_thresholds)
+        if self.shard_size < 1 or self.edits_per_image < 1 or self.k < 1 or self.difficulty_samples < 1:
+            raise ConfigError("--shard-size, edits_per_image, k and difficulty_samples must be >= 1")
+        if self.edit_model_path and self.edit_model not in ("sdxl", "instruct-pix2pix"):
+            raise ConfigError(f"--edit-model-path is for the diffusion editors; set --edit-model sdxl or instruct-pix2pix (got {self.edit_model})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class Candidate:
+    """One candidate pair: an anchor QA record and how to get its confounder."""
+
+    strategy: str  # edit | retrieval
+    method: str  # edit:<editor> | retrieval:faiss | retrieval:blind
+    anchor: int  # index of the anchor record in pool.records
+    label: str = "A"  # slot of the anchor (balanced by a seeded shuffle)
+    confounder: int | None = None  # retrieval: index of the confounder record
+    neighbour_image: str | None = None  # retrieval via --answerer: the neighbour image, answered by the model
+    cosine: float | None = None  # retrieval: the mining cosine
+    plan: EditPlan | None = None  # edit: what to change, and the expected new answer
+    seed: int = 0  # per-candidate seed (editor noise, free spots)
+    source: str = ""  # human-readable id for rejects
+    # filled by the stages:
+    answer_confounder: str | None = None
+    confounder_image: Any = None
+    confounder_id: str = ""
+    region: Any = None
+    checks: list = field(default_factory=list)
+
+
+def load_any_pool(config: VisionConfig, ctx: RunContext) -> Pool:
+    from ctxdata.vision.demo import demo_pool
+    from ctxdata.vision.pool import load_pool
+
+    if config.pool is None:
+        pool = demo_pool(seed=config.seed, families=config.demo_families)
+        ctx.stage("pool").n_in += pool.inputs
+        ctx.stage("pool").n_out += pool.inputs
+        return pool
+    return load_pool(config.pool, ctx, max_pixels=config.max_pixels)
+
+
+def image_ids(pool: Pool) -> list[str]:
+    return list(pool.images)
+
+
+def plan_edits(pool: Pool, config: VisionConfig, ctx: RunContext, editor_method) -> list[Candidate]:
+    """Up to `edits_per_image` edit candidates per image, from the instructions file or templates."""
+    from ctxdata.vision.mine import normalize_question
+
+    overrides = load_instructions(config.instructions) if config.instructions else {}
+    by_image: dict[str, list[tuple[int, EditPlan]]] = {}
+    for r, rec in enumerate(pool.records):
+        rng = random.Random(f"{config.seed}:{rec.image_id}:{rec.question}")
+        plan = overrides.get((rec.image_id, normalize_question(rec.question))) or plan_from_template(rec.qtype, rec.question, rec.answer, rng)
+        if plan is None:
+            ctx.counters["edit:no_template"] += 1
+            continue
+        by_image.setdefault(rec.image_id, []).append((r, plan))
+    out = []
+    for image_id, options in by_image.items():
+        rng = random.Random(f"{config.seed}:pick:{image_id}")
+        chosen = sorted(rng.sample(options, min(config.edits_per_image, len(options))), key=lambda t: t[0])
+        for r, plan in chosen:
+            rec = pool.records[r]
+            out.append(Candidate("edit", editor_method(rec), r, plan=plan, seed=rng.randrange(2**31), source=f"edit:{image_id}:{rec.question}"))
+    return out
+
+
+def assign_labels(candidates: list[Candidate], seed: int) -> None:
+    """Balanced A/B: half the slots each, permuted with a seeded shuffle."""
+    labels = (["A", "B"] * (len(candidates) // 2 + 1))[: len(candidates)]
+    random.Random(f"labels:{seed}").shuffle(labels)
+    for cand, label in zip(candidates, labels):
+        cand.label = label
+
+
+def chunk(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def strategy_summary(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per strategy: candidates, kept, rejections by reason (from the report's counters/methods)."""
+    counters, rows = report.get("counters", {}), []
+    for strategy in STRATEGIES:
+        candidates = counters.get(f"{strategy}:candidates", 0)
+        kept = sum(n for m, n in report.get("methods", {}).items() if m.startswith(strategy))
+        prefix = f"{strategy}:rejected:"
+        reasons = {k[len(prefix):]: n for k, n in counters.items() if k.startswith(prefix)}
+        rows.append({"strategy": strategy, "candidates": candidates, "kept": kept, "rejected": reasons})
+    return rows
+
+
+def cosines_of(vectors: np.ndarray, a: int, b: int) -> float:
+    return float(np.dot(vectors[a], vectors[b]))
+
+
+def mine_retrieval(pool: Pool, vectors: np.ndarray, rows: dict[str, int], config: VisionConfig, index, ctx: RunContext) -> list[Candidate]:
+    """Neighbour candidates: same question, different answers, cosine in band (+ answerer, + blind)."""
+    from ctxdata.vision.mine import blind_pairs, knn_pairs, mine_band_pairs, normalize_question
+
+    recs = pool.records
+    image_index = np.array([rows[r.image_id] for r in recs], dtype=np.int64)
+    seen: set[tuple[int, int]] = set()
+    out: list[Candidate] = []
+    for p in mine_band_pairs(vectors, [r.question for r in recs], [r.answer for r in recs], image_index=image_index,
+                             band=config.sim_band, k=config.k, index=index):
+        seen.add((p.i, p.j))
+        out.append(Candidate("retrieval", "retrieval:faiss", p.i, confounder=p.j, cosine=p.cosine, source=f"retrieval:{recs[p.i].image_id}|{recs[p.j].image_id}:{recs[p.i].question}"))
+    ids = list(rows)
+    if config.answerer:  # neighbours that lack the question: the answerer supplies their answer
+        asked: dict[str, set[str]] = {}
+        for r in recs:
+            asked.setdefault(r.image_id, set()).add(normalize_question(r.question))
+        by_image: dict[str, list[int]] = {}
+        for n, r in enumerate(recs):
+            by_image.setdefault(r.image_id, []).append(n)
+        a, b, cos = knn_pairs(vectors, k=config.k, index=index, skip_above=config.sim_band[1])
+        for x, y, c in zip(a, b, cos):
+            if not config.sim_band[0] <= c <= config.sim_band[1]:
+                continue
+            for src, dst in ((ids[x], ids[y]), (ids[y], ids[x])):
+                for n in by_image.get(src, []):
+                    if normalize_question(recs[n].question) not in asked.get(dst, set()):
+                        out.append(Candidate("retrieval", "retrieval:faiss", n, neighbour_image=dst, source=f"answerer:{src}|{dst}:{recs[n].question}"))
+    if config.blind_embedder:
+        from ctxdata.vision.embed import make_embedder
+
+        images = [pool.images[i] for i in ids]
+        v2 = make_embedder(config.blind_embedder).embed(images, progress=False)
+        hi1, lo2 = config.blind_thresholds
+        blind = {(min(p.i, p.j), max(p.i, p.j)): p.cosine for p in blind_pairs(vectors, v2, hi1=hi1, lo2=lo2, k=config.k, kind=config.index)}
+        for (x, y), c in sorted(blind.items()):
+            for i in np.nonzero(image_index == x)[0]:
+                for j in np.nonzero(image_index == y)[0]:
+                    ri, rj = recs[i], recs[j]
+                    key = (min(i, j), max(i, j))
+                    if key not in seen and normalize_question(ri.question) == normalize_question(rj.question) and ri.answer.lower() != rj.answer.lower():
+                        seen.add(key)
+                        out.append(Candidate("retrieval", "retrieval:blind", int(i), confounder=int(j), cosine=c, source=f"blind:{ri.image_id}|{rj.image_id}:{ri.question}"))
+    return out
+
+
+def embed_pool(pool: Pool, embedder) -> tuple[np.ndarray, dict[str, int]]:
+    ids = image_ids(pool)
+    vectors = embedder.embed([pool.images[i] for i in ids], progress=True)
+    return np.ascontiguousarray(vectors, dtype=np.float32), {i: n for n, i in enumerate(ids)}
+
+
+def pool_index(vectors: np.ndarray, config: VisionConfig):
+    from pathlib import Path
+
+    from ctxdata.vision.index import build_index, load_index
+
+    if config.index_path and Path(config.index_path).is_file():
+        return load_index(config.index_path, vectors)
+    index = build_index(vectors, config.index, seed=config.seed)
+    if config.index_path:
+        index.save(config.index_path)
+    return index
+
+
+def build_vision(config: VisionConfig, out, *, overwrite: bool = False, on_progress=None) -> dict[str, Any]:
+    """Run the whole pipeline into `out`; returns the report (also written to out/report.json)."""
+    from ctxdata.io import PairOutput, run_tasks
+    from ctxdata.verify.vision import make_vqa
+    from ctxdata.vision.edit import EditorChoice
+    from ctxdata.vision.embed import make_embedder
+    from ctxdata.vision.stages import BuildState, vision_stages
+
+    output = PairOutput(out, config.to_dict(), command="build-vision", overwrite=overwrite)
+    ctx = RunContext()
+    editors = EditorChoice(config.edit_model, model_path=config.edit_model_path, steps=config.edit_steps) if "edit" in config.strategies else None
+    embedder = make_embedder(config.embedder)
+    pool = load_any_pool(config, ctx)
+    vectors, rows = embed_pool(pool, embedder) if pool.images else (np.zeros((0, 1), np.float32), {})
+    candidates: list[Candidate] = []
+    if "retrieval" in config.strategies and len(rows) >= 2:
+        answerer = make_vqa(config.answerer)
+        candidates += mine_retrieval(pool, vectors, rows, config, pool_index(vectors, config), ctx)
+    else:
+        answerer = None
+    if editors is not None:
+        candidates += plan_edits(pool, config, ctx, lambda rec: editors.for_record(rec).method)
+    assign_labels(candidates, config.seed)
+    for cand in candidates:
+        ctx.counters[f"{cand.strategy}:candidates"] += 1
+    output.write_input_rejects(ctx.rejects)
+    state = BuildState(pool, vectors, rows, embedder, editors, config, answerer=answerer,
+                       verifier=make_vqa(config.verifier), target=make_vqa(config.difficulty))
+    tasks = chunk(candidates, config.shard_size)
+    run_tasks(output, tasks, vision_stages(state), on_task=on_progress)
+    report = output.finalize(len(tasks), inputs=pool.inputs, global_ctx=ctx, extra={"candidates": len(candidates)})
+    report["strategies"] = strategy_summary(report)
+    from ctxdata.io import write_json
+    from pathlib import Path
+
+    write_json(Path(out) / "report.json", report)
+    return report
+
+
+__all__ = ["VisionConfig", "Candidate", "QARecord", "assign_labels", "plan_edits", "strategy_summary"]

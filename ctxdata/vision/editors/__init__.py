@@ -1,0 +1,1 @@
+"""Editor backends (see ctxdata.vision.edit.EDITORS)."""

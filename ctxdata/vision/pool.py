@@ -1,0 +1,178 @@
+"""Image pools with questions: a folder + `qa.jsonl`, a Parquet file, or a `datasets` folder.
+
+    pool/
+      qa.jsonl      {"image": "cats/1.jpg", "question": "What colour is the cat?", "answer": "black",
+                     "type": "color", "region": [10, 20, 90, 120]}      # type, region optional
+      cats/1.jpg
+
+One qa line is one input. A line is kept when it parses, has its fields and its image decodes;
+otherwise it becomes a reject (`invalid_json`, `missing_field`, `path_outside_pool`, or an image
+reason from `images.IMAGE_REASONS`), so `inputs == kept + rejected`. An image's id (the pair's
+anchor_id / confounder_id) is its path relative to the pool folder; several lines may share it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from ctxdata.errors import CtxdataError
+from ctxdata.pipeline import INPUT, RunContext
+from ctxdata.vision.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image
+from ctxdata.vision.templates import infer_type
+
+STAGE = "pool"
+REQUIRED_FIELDS = ("image", "question", "answer")
+
+
+@dataclass
+class QARecord:
+    """One (image, question, answer) row of a pool."""
+
+    image_id: str  # path relative to the pool (or a synthetic id); the pair's anchor/confounder id
+    question: str
+    answer: str
+    qtype: str  # color | count | presence | yesno | text | other
+    region: Any = None  # [x0, y0, x1, y1] pixels, a mask path, or None: where the answer is decided
+    scene: dict | None = None  # the scene graph of a synthetic image (procedural editor)
+    source: str = ""  # "qa.jsonl:12" - for rejects and provenance
+
+
+@dataclass
+class Pool:
+    """Decoded images by id plus their QA records, in a deterministic order."""
+
+    images: dict[str, Any] = field(default_factory=dict)  # id -> RGB PIL image
+    records: list[QARecord] = field(default_factory=list)
+    inputs: int = 0  # qa rows read (kept + rejected)
+    name: str = ""
+
+    def add(self, image_id: str, image: Any, **qa: Any) -> None:
+        self.images[image_id] = image
+        self.records.append(QARecord(image_id=image_id, **qa))
+        self.inputs += 1
+
+
+def safe_relative(root: Path, rel: str) -> Path:
+    """`root / rel`, refusing absolute paths and `..` escapes (ImageRejected path_outside_pool)."""
+    if not rel or PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
+        raise ImageRejected("path_outside_pool", f"image path {rel!r} must be relative to the pool folder")
+    resolved = (root / rel).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ImageRejected("path_outside_pool", f"image path {rel!r} leaves the pool folder {root}")
+    return resolved
+
+
+def load_pool(spec: str | Path, ctx: RunContext, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pool:
+    """Read a pool folder, Parquet file or `datasets` folder; bad rows go to `ctx` as input rejects."""
+    path = Path(spec)
+    if not path.exists():
+        raise CtxdataError(f"pool {path} does not exist (give a folder with qa.jsonl, a .parquet file or a datasets folder)")
+    if path.is_file() and path.suffix == ".parquet":
+        return _load_table(_read_parquet(path), path.parent, path.name, ctx, max_pixels)
+    if path.is_dir() and (path / "qa.jsonl").is_file():
+        return _load_folder(path, ctx, max_pixels)
+    if path.is_dir() and (path / "dataset_info.json").is_file():
+        return _load_table(_read_datasets(path), path, path.name, ctx, max_pixels)
+    raise CtxdataError(f"{path} is not a pool: expected a folder with qa.jsonl, a .parquet file, or a datasets save_to_disk folder")
+
+
+def _reject(ctx: RunContext, source: str, reason: str, detail: str) -> None:
+    ctx.reject(source, reason, detail, stage=STAGE, kind=INPUT)
+
+
+def _qa_fields(row: dict[str, Any]) -> dict[str, Any]:
+    question, answer = str(row["question"]).strip(), str(row["answer"]).strip()
+    qtype = str(row.get("type") or infer_type(question, answer))
+    region = row.get("region")
+    if isinstance(region, (list, tuple)):
+        region = [float(v) for v in region]
+    return {"question": question, "answer": answer, "qtype": qtype, "region": region or None, "scene": row.get("scene")}
+
+
+def _load_folder(root: Path, ctx: RunContext, max_pixels: int) -> Pool:
+    pool, decoded, failed = Pool(name=root.name), {}, {}
+    stats = ctx.stage(STAGE)
+    for lineno, line in enumerate((root / "qa.jsonl").read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        source = f"{root.name}/qa.jsonl:{lineno}"
+        pool.inputs += 1
+        stats.n_in += 1
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            _reject(ctx, source, "invalid_json", str(exc))
+            continue
+        missing = [k for k in REQUIRED_FIELDS if not isinstance(row, dict) or row.get(k) in (None, "")]
+        if missing:
+            _reject(ctx, source, "missing_field", f"missing {', '.join(missing)}")
+            continue
+        rel = str(row["image"])
+        try:
+            if rel in failed:
+                raise failed[rel]
+            if rel not in decoded:
+                decoded[rel] = decode_image(safe_relative(root, rel), max_pixels=max_pixels, name=rel)
+        except ImageRejected as exc:
+            failed[rel] = exc
+            _reject(ctx, f"{source} ({rel})", exc.reason, exc.detail)
+            continue
+        fields = _qa_fields(row)
+        if isinstance(fields["region"], str):  # a mask path, also confined to the pool
+            try:
+                fields["region"] = str(safe_relative(root, fields["region"]))
+            except ImageRejected as exc:
+                _reject(ctx, source, exc.reason, f"region mask: {exc.detail}")
+                continue
+        pool.images[rel] = decoded[rel]
+        pool.records.append(QARecord(image_id=rel, source=source, **fields))
+        stats.n_out += 1
+    return pool
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def _read_datasets(path: Path) -> list[dict[str, Any]]:
+    from ctxdata._deps import require
+
+    datasets = require("datasets")
+    ds = datasets.load_from_disk(str(path))
+    if "image" in ds.column_names and isinstance(ds.features["image"], datasets.Image):
+        ds = ds.cast_column("image", datasets.Image(decode=False))  # keep the bytes: we decode safely
+    return ds.to_list()
+
+
+def _load_table(rows: list[dict[str, Any]], root: Path, name: str, ctx: RunContext, max_pixels: int) -> Pool:
+    """Rows with image (bytes/path cell or a path string), question, answer[, type, region]."""
+    pool = Pool(name=name)
+    stats = ctx.stage(STAGE)
+    for i, row in enumerate(rows):
+        source = f"{name}:{i}"
+        pool.inputs += 1
+        stats.n_in += 1
+        missing = [k for k in REQUIRED_FIELDS if row.get(k) in (None, "")]
+        if missing:
+            _reject(ctx, source, "missing_field", f"missing {', '.join(missing)}")
+            continue
+        cell = row["image"]
+        try:
+            if isinstance(cell, dict) and cell.get("bytes") is not None:
+                image_id = str(cell.get("path") or f"row-{i:06d}")
+                image = pool.images.get(image_id) or decode_image(cell["bytes"], max_pixels=max_pixels, name=image_id)
+            else:
+                image_id = str(cell.get("path") if isinstance(cell, dict) else cell)
+                image = pool.images.get(image_id) or decode_image(safe_relative(root, image_id), max_pixels=max_pixels, name=image_id)
+        except ImageRejected as exc:
+            _reject(ctx, source, exc.reason, exc.detail)
+            continue
+        pool.images[image_id] = image
+        pool.records.append(QARecord(image_id=image_id, source=source, **_qa_fields(row)))
+        stats.n_out += 1
+    return pool

@@ -1,0 +1,156 @@
+"""Pools: every image format decodes to upright RGB; every bad row becomes a reject with its reason."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ctxdata.errors import CtxdataError
+from ctxdata.pipeline import RunContext
+from ctxdata.vision.images import ImageRejected, decode_image, png_bytes
+from ctxdata.vision.pool import load_pool, safe_relative
+
+
+def noise(w=48, h=32, mode="RGB", seed=0):
+    arr = (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+    return Image.fromarray(arr, "RGB").convert(mode)
+
+
+def encoded(img, fmt, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def write_pool(root, files: dict[str, bytes], lines: list) -> None:
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    (root / "qa.jsonl").write_text("".join((ln if isinstance(ln, str) else json.dumps(ln)) + "\n" for ln in lines))
+
+
+def qa(image, question="What colour is the square?", answer="red", **kw):
+    return {"image": image, "question": question, "answer": answer, **kw}
+
+
+GOOD = {
+    "rgba.png": lambda: encoded(noise(mode="RGBA"), "PNG"),
+    "palette.png": lambda: encoded(noise().convert("P"), "PNG"),
+    "gray16.png": lambda: encoded(Image.fromarray((np.arange(48 * 32).reshape(32, 48) * 40).astype(np.uint16)), "PNG"),
+    "cmyk.jpg": lambda: encoded(noise(mode="CMYK"), "JPEG"),
+    "photo.webp": lambda: encoded(noise(), "WEBP"),
+    "scan.tiff": lambda: encoded(noise(), "TIFF"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_every_format_decodes_to_rgb(name):
+    img = decode_image(GOOD[name](), name=name)
+    assert img.mode == "RGB" and img.size == (48, 32)
+
+
+def test_exif_rotation_is_applied():
+    img = noise(40, 20)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW on display
+    out = decode_image(encoded(img, "JPEG", exif=exif.tobytes()))
+    assert out.size == (20, 40)
+
+
+def test_alpha_is_composited_on_white():
+    img = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    assert decode_image(encoded(img, "PNG")).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_png_bytes_are_deterministic():
+    assert png_bytes(noise()) == png_bytes(noise())
+
+
+def test_bad_pool_finishes_with_every_reason(tmp_path):
+    good = encoded(noise(), "PNG")
+    files = {"ok.png": good, "empty.png": b"", "corrupt.png": b"this is not an image" * 5, "trunc.png": good[: len(good) // 2],
+             "bomb.png": encoded(Image.new("L", (1200, 1000)), "PNG"), **{k: v() for k, v in GOOD.items()}}
+    (tmp_path.parent / "outside.png").write_bytes(good)
+    lines = [qa(name) for name in files] + [
+        qa("missing.png"), qa("../outside.png"), qa(str(tmp_path / "ok.png")), "{not json", {"image": "ok.png", "question": "Q?"}, "",
+    ]
+    write_pool(tmp_path, files, lines)
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx, max_pixels=1_000_000)
+    reasons = Counter(r.reason for r in ctx.rejects)
+    assert reasons == Counter({"image_empty": 1, "image_corrupt": 1, "image_truncated": 1, "decompression_bomb": 1,
+                               "image_missing": 1, "path_outside_pool": 2, "invalid_json": 1, "missing_field": 1})
+    assert all(r.kind == "input" for r in ctx.rejects)
+    assert pool.inputs == len(pool.records) + len(ctx.rejects) == len(lines) - 1  # the blank line is no input
+    assert sorted(pool.images) == sorted(["ok.png", *GOOD])
+    assert all(img.mode == "RGB" for img in pool.images.values())
+
+
+def test_records_share_an_image_and_keep_type_and_region(tmp_path):
+    write_pool(tmp_path, {"a/b.png": encoded(noise(), "PNG")}, [
+        qa("a/b.png", region=[1, 2, 10, 12]), qa("a/b.png", "How many dots are there?", "3"), qa("a/b.png", "Anything odd?", "no", type="yesno")])
+    pool = load_pool(tmp_path, RunContext())
+    assert list(pool.images) == ["a/b.png"]
+    assert [r.qtype for r in pool.records] == ["color", "count", "yesno"]
+    assert pool.records[0].region == [1.0, 2.0, 10.0, 12.0] and pool.records[0].image_id == "a/b.png"
+
+
+def test_safe_relative_refuses_escapes(tmp_path):
+    for rel in ("../x.png", "a/../../x.png", "/etc/passwd", "C:\\x.png", ""):
+        with pytest.raises(ImageRejected) as exc:
+            safe_relative(tmp_path, rel)
+        assert exc.value.reason == "path_outside_pool"
+    assert safe_relative(tmp_path, "a/../b.png") == (tmp_path / "b.png").resolve()
+
+
+def test_parquet_pool_with_bytes_and_paths(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "p.png").write_bytes(encoded(noise(seed=1), "PNG"))
+    rows = [
+        {"image": {"bytes": encoded(noise(), "PNG"), "path": "inline.png"}, "question": "Q?", "answer": "a"},
+        {"image": {"bytes": None, "path": "p.png"}, "question": "Q?", "answer": "b"},
+        {"image": {"bytes": b"", "path": "zero.png"}, "question": "Q?", "answer": "c"},
+        {"image": {"bytes": None, "path": "p.png"}, "question": None, "answer": "d"},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pool.parquet")
+    ctx = RunContext()
+    pool = load_pool(tmp_path / "pool.parquet", ctx)
+    assert [r.image_id for r in pool.records] == ["inline.png", "p.png"]
+    assert sorted(r.reason for r in ctx.rejects) == ["image_empty", "missing_field"]
+
+
+def test_datasets_folder_pool(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"image": [noise(seed=i) for i in range(3)], "question": ["Q?"] * 3, "answer": ["x", "y", "z"]},
+                                    features=datasets.Features({"image": datasets.Image(), "question": datasets.Value("string"), "answer": datasets.Value("string")}))
+    ds.save_to_disk(str(tmp_path / "ds"))
+    pool = load_pool(tmp_path / "ds", RunContext())
+    assert len(pool.records) == 3 and len(pool.images) == 3
+
+
+def test_not_a_pool_is_a_clear_error(tmp_path):
+    with pytest.raises(CtxdataError, match="not a pool"):
+        load_pool(tmp_path, RunContext())
+    with pytest.raises(CtxdataError, match="does not exist"):
+        load_pool(tmp_path / "nope", RunContext())
+
+
+def test_mask_regions_are_paths_inside_the_pool(tmp_path):
+    from ctxdata.vision.images import region_mask
+
+    mask = Image.new("L", (48, 32), 0)
+    mask.paste(255, (4, 4, 12, 10))
+    write_pool(tmp_path, {"a.png": encoded(noise(), "PNG"), "masks/a.png": encoded(mask, "PNG")},
+               [qa("a.png", region="masks/a.png"), qa("a.png", region="../../etc/mask.png")])
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx)
+    assert [r.reason for r in ctx.rejects] == ["path_outside_pool"] and "region mask" in ctx.rejects[0].detail
+    m = region_mask((48, 32), pool.records[0].region)
+    assert m.sum() == 8 * 6 and m[5, 5] and not m[20, 20]
