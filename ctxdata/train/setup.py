@@ -128,7 +128,7 @@ def prepare(cfg: TrainConfig) -> TrainSetup:
     from ctxdata.train.losses import letter_token_ids
 
     out = Path(cfg.output_dir)
-    if not cfg.resume and find_last_checkpoint(out) is not None:
+    if not cfg.resume and out.is_dir() and any(out.glob("checkpoint-*")):
         raise CtxdataError(f"{out} already holds checkpoints; pass --resume to continue, or choose another --output-dir")
     out.mkdir(parents=True, exist_ok=True)
     if not cfg.resume and (out / "metrics.jsonl").exists():
