@@ -114,7 +114,7 @@ def generate_batch(setup: TrainSetup, rows: list[dict[str, Any]], step: int) -> 
     model.eval()
     out = model.generate(**enc, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
                          max_new_tokens=cfg.max_completion_length, pad_token_id=setup.tokenizer.pad_token_id,
-                         eos_token_id=setup.eos_ids)
+                         eos_token_id=setup.eos_ids, **(cfg.generation_kwargs or {}))
     model.train(was_training)
     completion_ids = out[:, enc["input_ids"].size(1):]  # (N, T)
     is_eos = torch.isin(completion_ids, torch.tensor(setup.eos_ids, device=completion_ids.device))
