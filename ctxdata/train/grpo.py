@@ -106,9 +106,10 @@ def generate_batch(setup: TrainSetup, rows: list[dict[str, Any]], step: int) -> 
     """Sample G completions per row and score them: tensors (N = len(rows)*G) + rewards + advantages."""
     cfg, model, proc = setup.cfg, setup.model, setup.processing_class
     G = cfg.num_generations
-    images = [r.get("images") or [] for r in rows] if any(r.get("images") for r in rows) else None
-    enc = encode_prompts(proc, [r["prompt"] for r in rows], images, cfg.max_prompt_length)
-    enc = {k: v.repeat_interleave(G, dim=0).to(setup.device) for k, v in enc.items()}  # (N, P): groups are consecutive
+    # rows are repeated before encoding (not the tensors after), so per-image tensors of a VLM stay in row order
+    images = [r.get("images") or [] for r in rows for _ in range(G)] if any(r.get("images") for r in rows) else None
+    enc = encode_prompts(proc, [r["prompt"] for r in rows for _ in range(G)], images, cfg.max_prompt_length)
+    enc = {k: v.to(setup.device) for k, v in enc.items()}  # (N, P): the G completions of a prompt are consecutive
     torch.manual_seed(step_seed(cfg.seed, step, "generate"))
     was_training = model.training
     model.eval()
@@ -156,6 +157,9 @@ def grpo_loss_backward(setup: TrainSetup, batch: dict[str, torch.Tensor]) -> dic
     """Backward of L_GRPO over the micro-batches of one step; returns the step's loss and metrics."""
     cfg = setup.cfg
     n = batch["completion_ids"].size(0)
+    if "pixel_values" in batch and cfg.per_device_train_batch_size < n:
+        # pixel_values is indexed by image, not by row: slicing it per micro-batch would misalign images
+        raise ValueError("the native backend trains VLMs with one micro-batch per step: set gradient_accumulation_steps=1")
     total_tokens = batch["completion_mask"].sum().clamp(min=1)
     totals = {"loss_grpo": 0.0, "kl": 0.0, "clip_fraction": 0.0}
     for start in range(0, n, cfg.per_device_train_batch_size):
