@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -142,9 +141,8 @@ class MetricsCallback:
     RENAME = {"reward": "reward_mean", "frac_reward_zero_std": "frac_zero_variance", "clip_ratio/region_mean": "clip_fraction",
               "learning_rate": "lr", "completions/mean_length": "completion_length"}
 
-    def __init__(self, out: Path, on_step: Callable[[dict], None] | None, resume_step: int = 0) -> None:
+    def __init__(self, out: Path, on_step: Callable[[dict], None] | None) -> None:
         self.out, self.on_step, self.rows = out, on_step, []
-        self.t0 = time.perf_counter()
 
     def as_callback(self):
         from transformers import TrainerCallback
