@@ -49,9 +49,9 @@ def time_run(backend: str, objective: str, args, pairs: Path, task: Path, root: 
 
     stamps: list[tuple[float, float]] = []
     cfg = TrainConfig(model=args.model, output_dir=str(root / f"{backend}-{objective}"), task_data=str(task), pairs=[str(pairs)],
-                      objective=objective, backend=backend, max_steps=args.steps + 1, num_generations=4,
-                      per_device_train_batch_size=8, max_completion_length=args.completion_length, learning_rate=1e-6,
-                      ca_batch_size=8, reward_funcs=["numeric"], seed=0,
+                      objective=objective, backend=backend, max_steps=args.steps + 1, num_generations=args.num_generations,
+                      per_device_train_batch_size=args.batch_size, max_completion_length=args.completion_length, learning_rate=1e-6,
+                      ca_batch_size=args.ca_batch_size, reward_funcs=["numeric"], seed=0,
                       generation_kwargs={"min_new_tokens": args.completion_length})
     if backend == "trl":
         from ctxdata.train.trl_backend import train_trl as run
@@ -63,15 +63,34 @@ def time_run(backend: str, objective: str, args, pairs: Path, task: Path, root: 
     return wall, cpu
 
 
+def token_counts(args, pairs: Path, task: Path) -> tuple[int, int]:
+    """Tokens per step through the GRPO forward/backward and through the L_CA forward/backward."""
+    from ctxdata.models import resolve_model
+    from ctxdata.train.data import load_selection_examples, load_task_data
+    from ctxdata.train.grpo import encode_prompts, selection_inputs
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(args.model))
+    rows = load_task_data(task)[: args.batch_size // args.num_generations]
+    prompt = encode_prompts(tok, [r["prompt"] for r in rows], None, 4096)["attention_mask"].sum().item()
+    grpo = prompt * args.num_generations + args.batch_size * args.completion_length
+    ca = selection_inputs(tok, load_selection_examples([pairs])[: args.ca_batch_size])["attention_mask"].sum().item()
+    return int(grpo), int(ca)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per run (after one warm-up step)")
     parser.add_argument("--completion-length", type=int, default=32)
+    parser.add_argument("--num-generations", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=8, help="completions per step")
+    parser.add_argument("--ca-batch-size", type=int, default=8, help="pairs per step for L_CA")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps CPU time honest on a shared machine)")
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         pairs, task = build_inputs(root)
@@ -82,7 +101,9 @@ def main() -> None:
                 wall[(backend, objective)], cpu[(backend, objective)] = statistics.median(w), statistics.median(c)
                 print(f"{backend:6s} {objective:9s} wall {statistics.median(w):.3f} s/step  cpu {statistics.median(c):.3f} s/step  "
                       f"(wall per step: {', '.join(f'{t:.2f}' for t in w)})", flush=True)
-    print(f"\nmodel {args.model}, G=4, 8 completions x {args.completion_length} tokens per step, L_CA on 8 pairs, "
+        tokens = token_counts(args, pairs, task)
+    print(f"\nmodel {args.model}, G={args.num_generations}, {args.batch_size} completions x {args.completion_length} tokens per step "
+          f"(prompt+completion tokens {tokens[0]}), L_CA on {args.ca_batch_size} pairs (selection-prompt tokens {tokens[1]}), "
           f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} (medians over {args.steps} timed steps)")
     for name, res in (("wall", wall), ("cpu", cpu)):
         for objective in ("grpo", "contextrl"):
