@@ -153,3 +153,12 @@ def test_cli_runs_and_prints_summary(workdir, tmp_path):
     assert "loss_ca" in result.output and (tmp_path / "cli" / "metrics.jsonl").exists()
     bad = CliRunner().invoke(app, ["train", "--task-data", workdir["task"], "--objective", "contextrl", "-o", str(tmp_path / "x")])
     assert bad.exit_code == 1 and "--pairs" in bad.output
+
+
+def test_native_num_iterations_reuses_the_batch_off_policy(workdir, tmp_path):
+    _run(_cfg(workdir, tmp_path / "mu", max_steps=2, num_iterations=2, learning_rate=5e-2, objective="grpo", lam=None))
+    first, second = [r for r in read_metrics(tmp_path / "mu") if r["phase"] == "grpo"]
+    # step 2 trains on step 1's completions against the frozen sampling log-probs: same rewards, ratio != 1
+    assert second["reward_mean"] == first["reward_mean"] and second["completion_length"] == first["completion_length"]
+    assert first["clip_fraction"] == 0.0 and math.isfinite(second["loss_grpo"])
+    assert second["loss_grpo"] != pytest.approx(first["loss_grpo"], abs=1e-7)
