@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import torch
 
+from ctxdata.errors import ConfigError
 from ctxdata.train import losses
 from ctxdata.train.config import TrainConfig
 from ctxdata.train.data import PairSampler, SelectionExample, decode_image, sft_examples
@@ -65,7 +66,7 @@ def encode_prompts(processing_class: Any, prompts: list[Any], images: list[list[
     texts = [render_prompt(processing_class, p, suffix) for p in prompts]
     if images and any(images):
         if not hasattr(processing_class, "image_processor"):
-            raise ValueError("image prompts need a vision-language model with a processor (got a text tokenizer)")
+            raise ConfigError("image prompts need a vision-language model with a processor (got a text tokenizer)")
         pil = [[decode_image(c) for c in imgs] for imgs in images]
         return dict(processing_class(text=texts, images=pil, padding=True, padding_side="left", return_tensors="pt"))
     tok = getattr(processing_class, "tokenizer", processing_class)
@@ -159,7 +160,7 @@ def grpo_loss_backward(setup: TrainSetup, batch: dict[str, torch.Tensor]) -> dic
     n = batch["completion_ids"].size(0)
     if "pixel_values" in batch and cfg.per_device_train_batch_size < n:
         # pixel_values is indexed by image, not by row: slicing it per micro-batch would misalign images
-        raise ValueError("the native backend trains VLMs with one micro-batch per step: set gradient_accumulation_steps=1")
+        raise ConfigError("the native backend trains VLMs with one micro-batch per step: set gradient_accumulation_steps=1")
     total_tokens = batch["completion_mask"].sum().clamp(min=1)
     totals = {"loss_grpo": 0.0, "kl": 0.0, "clip_fraction": 0.0}
     for start in range(0, n, cfg.per_device_train_batch_size):
