@@ -176,16 +176,10 @@ def _read_batch(model: ProbeModel, batch: list[dict[str, Any]], config: ProbeCon
         logits = model.answer_logits(batch, config)  # [B, V]
         correct = [model.letter_ids[r["label"]] for r in batch]
         wrong = [model.letter_ids[wrong_label(r["label"])] for r in batch]
-        deltas = delta_fn(logits, _pad_ids(correct), _pad_ids(wrong)).tolist()
+        deltas = delta_fn(logits, correct, wrong).tolist()
     if config.generate:
         generated = list(model.generate(batch, config))
     return deltas, generated
-
-
-def _pad_ids(ids: list[list[int]]) -> list[list[int]]:
-    """Rows of variant ids made rectangular by repeating the first id (max() is unaffected)."""
-    width = max(len(v) for v in ids)
-    return [v + [v[0]] * (width - len(v)) for v in ids]
 
 
 def _result(row: dict[str, Any], delta: float | None, text: str | None) -> PairResult:
