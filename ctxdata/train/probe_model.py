@@ -81,7 +81,7 @@ class ProbeModel:
             mask = inputs["attention_mask"]
             inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
-            logits = self.model(**inputs).logits  # [B, T, V]
+            logits = self.model(**inputs, logits_to_keep=1).logits  # [B, 1, V]: only the answer position
         return logits[:, -1, :].float()
 
     def generate(self, rows: Sequence[dict[str, Any]], config: Any) -> list[str]:
