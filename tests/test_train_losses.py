@@ -129,3 +129,20 @@ def test_clip_higher_bounds_and_gradients():
     loss3.backward()
     assert new3.grad[0, 0].item() == 0.0 and new3.grad[0, 2].item() != 0.0
     assert m3["clip_fraction"] == pytest.approx(0.25)
+
+
+def test_kl_bias_correction_changes_gradient_not_value():
+    new = torch.tensor([[-1.0, -2.0]], requires_grad=True)
+    ref = torch.tensor([[-1.5, -1.0]])
+    mask = torch.ones(1, 2)
+    adv = torch.tensor([0.0])  # isolate the KL term
+    plain, _ = grpo_token_loss(new, new.detach(), adv, mask, beta=1.0, ref_logp=ref, kl_bias_correction=False)
+    (g_plain,) = torch.autograd.grad(plain, new)
+    corrected, _ = grpo_token_loss(new, new.detach(), adv, mask, beta=1.0, ref_logp=ref, kl_bias_correction=True)
+    (g_corr,) = torch.autograd.grad(corrected, new)
+    assert corrected.item() == pytest.approx(plain.item())
+    d = ref - new.detach()
+    k3 = torch.exp(d) - d - 1
+    # d/dnew k3 = 1 - exp(ref - new); with the ratio factor (value 1) the gradient gains + k3; token mean over 2
+    assert g_plain[0].tolist() == pytest.approx(((1 - torch.exp(d)) / 2)[0].tolist(), rel=1e-6)
+    assert g_corr[0].tolist() == pytest.approx(((1 - torch.exp(d) + k3) / 2)[0].tolist(), rel=1e-6)

@@ -29,7 +29,9 @@ class TrainConfig:
     max_completion_length: int = 64  # new tokens per completion
     temperature: float = 1.0  # sampling temperature (log-probs use the same temperature, as TRL)
     top_p: float = 1.0  # nucleus sampling
+    generation_kwargs: dict[str, Any] | None = None  # extra `generate` kwargs (e.g. min_new_tokens), as TRL
     beta: float = 0.0  # k3 KL coefficient to a frozen reference (0: no reference model)
+    use_bias_correction_kl: bool = True  # weight the KL term by the ratio (TRL 1.16's default, unbiased gradient)
     epsilon: float = 0.2  # lower clip: ratio >= 1 - epsilon
     epsilon_high: float | None = 0.28  # upper clip (clip-higher, DAPO); None = epsilon
     scale_rewards: str = "group"  # group | batch | none

@@ -9,9 +9,10 @@ GRPO variant (names as in `trl.GRPOConfig`), per optimizer step:
      A = (r - mean_group r) / (std_group r + 1e-4)   (`scale_rewards`: group | batch | none).
      With `skip_zero_variance_groups`, groups whose rewards are all equal leave the loss mask.
   3. Clipped surrogate with clip-higher, ratio rho = exp(logp - logp_old) per token:
-     L_GRPO = token_mean(-min(rho*A, clip(rho, 1-epsilon, 1+epsilon_high)*A) + beta*KL3)
+     L_GRPO = token_mean(-min(rho*A, clip(rho, 1-epsilon, 1+epsilon_high)*A) + beta*rho*KL3)
      where KL3 = exp(ref - logp) - (ref - logp) - 1 to a frozen copy of the initial model (only
-     when beta > 0), and token_mean averages over all completion tokens of the step (TRL "dapo";
+     when beta > 0; the factor rho is TRL's `use_bias_correction_kl`, on by default), and
+     token_mean averages over all completion tokens of the step (TRL "dapo";
      `loss_type="sequence_mean"` gives TRL "grpo"). logp_old is the policy that generated the
      batch: with num_iterations = 1 it equals logp.detach() (rho = 1), with num_iterations > 1 the
      batch is reused for that many optimizer steps and rho moves away from 1 and gets clipped.
@@ -113,7 +114,7 @@ def generate_batch(setup: TrainSetup, rows: list[dict[str, Any]], step: int) -> 
     model.eval()
     out = model.generate(**enc, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
                          max_new_tokens=cfg.max_completion_length, pad_token_id=setup.tokenizer.pad_token_id,
-                         eos_token_id=setup.eos_ids)
+                         eos_token_id=setup.eos_ids, **(cfg.generation_kwargs or {}))
     model.train(was_training)
     completion_ids = out[:, enc["input_ids"].size(1):]  # (N, T)
     is_eos = torch.isin(completion_ids, torch.tensor(setup.eos_ids, device=completion_ids.device))
@@ -162,7 +163,8 @@ def grpo_loss_backward(setup: TrainSetup, batch: dict[str, torch.Tensor]) -> dic
         logp = completion_logprobs(setup.model, mb, cfg.temperature)  # (n_mb, T)
         old = mb.get("old_logp", logp.detach())
         loss, m = losses.grpo_token_loss(logp, old, mb["advantages"], mb["completion_mask"], cfg.epsilon, cfg.epsilon_high,
-                                         cfg.beta, mb.get("ref_logp"), loss_type=cfg.loss_type)
+                                         cfg.beta, mb.get("ref_logp"), loss_type=cfg.loss_type,
+                                         kl_bias_correction=cfg.use_bias_correction_kl)
         # token_mean over the whole step (TRL dapo): weight each micro-batch by its share of tokens
         weight = (mb["completion_mask"].sum() / total_tokens) if cfg.loss_type == "token_mean" else 1.0 / cfg.gradient_accumulation_steps
         (loss * weight).backward()

@@ -17,7 +17,11 @@ GRPO (TRL names):
     rho_jt  = exp(logp_new_jt - logp_old_jt)
     L_clip  = -min(rho * A, clip(rho, 1 - epsilon, 1 + epsilon_high) * A)
     KL_jt   = exp(ref - new) - (ref - new) - 1                         (k3 estimator, >= 0)
-    L_GRPO  = token_mean(L_clip + beta * KL)  over completion tokens of the batch
+    L_GRPO  = token_mean(L_clip + beta * rho * KL)  over completion tokens of the batch
+
+The factor rho on the KL term (`kl_bias_correction`, TRL's `use_bias_correction_kl`, default on in
+TRL 1.16) makes the KL gradient the unbiased reverse-KL gradient (DeepSeek-V3.2); it equals 1 in
+value on-policy but still contributes gradient. Set it off for the classic k3 penalty.
 """
 
 from __future__ import annotations
@@ -134,11 +138,13 @@ def grpo_token_loss(
     beta: float = 0.0,
     ref_logp: torch.Tensor | None = None,
     loss_type: str = "token_mean",
+    kl_bias_correction: bool = True,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The clipped GRPO surrogate with an optional k3 KL penalty -> (loss, metrics).
 
     logp_new, logp_old, ref_logp, mask: (N, T); advantages: (N,).
-        per_token = -min(rho*A, clip(rho, 1-epsilon, 1+epsilon_high)*A) + beta*(exp(ref-new) - (ref-new) - 1)
+        per_token = -min(rho*A, clip(rho, 1-epsilon, 1+epsilon_high)*A) + beta * w * (exp(ref-new) - (ref-new) - 1)
+    with w = rho when `kl_bias_correction` (TRL 1.16's default), else 1.
     token_mean: sum(per_token*mask) / sum(mask) (TRL "bnpo"/"dapo" with one micro-batch);
     sequence_mean: mean over sequences of the per-sequence token mean (TRL "grpo").
     metrics: kl (token mean of k3, 0 when beta == 0), clip_fraction (tokens in the clipped region).
@@ -158,7 +164,7 @@ def grpo_token_loss(
         assert ref_logp is not None and ref_logp.shape == logp_new.shape, "beta > 0 needs ref_logp (N, T)"
         diff = ref_logp - logp_new
         kl = torch.exp(diff) - diff - 1  # k3: unbiased for KL(new || ref), always >= 0
-        per_token = per_token + beta * kl
+        per_token = per_token + beta * (kl * ratio if kl_bias_correction else kl)
     n_tokens = mask.sum().clamp(min=1.0)
     if loss_type == "token_mean":
         loss = (per_token * mask).sum() / n_tokens

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ctxdata.errors import CtxdataError, ModelNotFoundError
+from ctxdata.errors import CtxdataError
 from ctxdata.train.config import TrainConfig
 
 STATE_FILE = "trainer_state.pt"
@@ -21,31 +21,17 @@ def step_seed(seed: int, step: int, purpose: str) -> int:
     return random.Random(f"{seed}-{step}-{purpose}").getrandbits(63)
 
 
-def resolve_model_path(spec: str, cache: Path) -> Path:
-    """`ctxdata.models.resolve_model` when available; else a local folder or `tiny-llama` (built in `cache`)."""
-    try:
-        from ctxdata.models import resolve_model  # type: ignore[attr-defined]
-    except ImportError:
-        resolve_model = None
-    if resolve_model is not None:
-        return Path(resolve_model(spec))
-    if spec == "tiny-llama":
-        from ctxdata.train.tiny import build_tiny_llama
+def load_policy(spec: str):
+    """(model, processing_class, tokenizer): a causal LM in float32 on CPU/GPU, tokenizer padding on the left.
 
-        path = cache / "tiny-llama"
-        return path if (path / "config.json").exists() else build_tiny_llama(path)
-    path = Path(spec).expanduser()
-    if not (path / "config.json").exists():
-        raise ModelNotFoundError(f"model {spec!r} is not a local model folder (no config.json); pass a folder or `tiny-llama`")
-    return path
-
-
-def load_policy(spec: str, cache: Path):
-    """(model, processing_class, tokenizer): a causal LM in float32 on CPU/GPU, tokenizer padding on the left."""
+    `spec` goes through `ctxdata.models.resolve_model` (alias, local folder or cached hub id; offline).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = resolve_model_path(spec, cache)
+    from ctxdata.models import resolve_model
+
+    path = resolve_model(spec)
     if "vision_config" in json.loads((path / "config.json").read_text()):
         return load_vision_policy(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -152,7 +138,7 @@ def prepare(cfg: TrainConfig) -> TrainSetup:
         (out / "metrics.jsonl").unlink()
     task_rows, examples, selection_rows = load_run_data(cfg)
     torch.manual_seed(cfg.seed)
-    model, proc, tok = load_policy(cfg.model, Path(os.environ.get("CTXDATA_CACHE", Path.home() / ".cache" / "ctxdata")))
+    model, proc, tok = load_policy(cfg.model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     eos = model.generation_config.eos_token_id if model.generation_config.eos_token_id is not None else tok.eos_token_id

@@ -43,12 +43,13 @@ def grpo_config(cfg: TrainConfig, **overrides: Any):
         output_dir=cfg.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
-        beta=cfg.beta, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, scale_rewards=cfg.scale_rewards,
+        generation_kwargs=cfg.generation_kwargs,
+        beta=cfg.beta, use_bias_correction_kl=cfg.use_bias_correction_kl, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, scale_rewards=cfg.scale_rewards,
         loss_type=LOSS_TYPES[cfg.loss_type], num_iterations=cfg.num_iterations, learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler_type, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
         max_steps=cfg.max_steps, logging_steps=cfg.logging_steps, save_steps=cfg.save_steps or cfg.max_steps,
         save_strategy="steps" if cfg.save_steps else "no", seed=cfg.seed, report_to="none",
-        use_cpu=not torch.cuda.is_available(), bf16=False, gradient_checkpointing=cfg.gradient_checkpointing,
+        use_cpu=not torch.cuda.is_available(), bf16=False, activation_checkpointing=cfg.gradient_checkpointing,
         remove_unused_columns=False, log_completions=False, disable_tqdm=True, save_only_model=False,
     )
     kwargs.update(overrides)
