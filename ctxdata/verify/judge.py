@@ -252,8 +252,9 @@ class OpenAIJudge(Judge):
 
     def __init__(self, base_url: str, *, model: str = "gpt-5", api_key: str | None = None, temperature: float | None = 0.0,
                  max_tokens: int | None = 16, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0,
-                 logprobs: bool = False, **common: Any):
+                 logprobs: bool = False, workers: int = 4, **common: Any):
         super().__init__(**common)
+        self.workers = max(1, workers)  # concurrent requests (both orders of a batch go out together)
         self.url = oai.completions_url(base_url)  # a bad scheme is a ConfigError now, not per pair
         self.model = model  # the server-side model name (the paper used GPT-5)
         self.api_key = api_key  # None: $OPENAI_API_KEY at request time; never logged
@@ -270,7 +271,12 @@ class OpenAIJudge(Judge):
         return [{"role": "system", "content": SYSTEM + " Reply with exactly one letter: A or B."}, {"role": "user", "content": content}]
 
     def letter_probs(self, rows: list[dict[str, Any]]) -> list[LetterProbs]:
-        return [self._ask(row) for row in rows]
+        if self.workers == 1 or len(rows) == 1:
+            return [self._ask(row) for row in rows]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(self.workers, len(rows))) as pool:
+            return list(pool.map(self._ask, rows))
 
     def _ask(self, row: dict[str, Any]) -> LetterProbs:
         try:
