@@ -172,3 +172,14 @@ def test_cli_probe_writes_results_and_summary(tiny_llama, tmp_path):
     assert summary["models"][str(tiny_llama)]["overall"]["n"] == 4 and summary["config"]["mode"] == "both"
     bad = CliRunner().invoke(app, ["probe", "--pairs", str(pairs), "--model", str(tmp_path / "missing")])
     assert bad.exit_code != 0
+
+
+def test_prefill_moves_the_answer_position(tiny_llama):
+    from ctxdata.train.probe_model import prompt_text
+
+    rows = [p.to_row() for p in coding_pairs(2)]
+    model = load_probe_model(str(tiny_llama))
+    assert prompt_text(model.tokenizer, rows[0], prefill="Context").endswith("assistant\nContext")
+    plain, _ = probe_rows(model, rows, ProbeConfig())
+    filled, _ = probe_rows(model, rows, ProbeConfig(prefill="Context"))
+    assert [r.delta for r in plain] != pytest.approx([r.delta for r in filled])

@@ -17,6 +17,7 @@ def probe(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Probe only the first N pairs.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pairs per forward pass (left padding).")] = 8,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=8, help="Skip (and count) pairs whose prompt is longer.")] = 4096,
+    prefill: Annotated[str, typer.Option("--prefill", help='Text after the generation prompt, e.g. "Context", so the next token is the letter.')] = "",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Per-pair results JSONL; the summary goes to <stem>.summary.json.")] = None,
 ) -> None:
     """Probe models on pairs: accuracy at choosing the anchor context, with 95% Wilson CIs, by method and domain.
@@ -33,7 +34,7 @@ def probe(
     from ctxdata.console import print_table, progress
     from ctxdata.train.probe import ProbeConfig, comparison_tables, run_probe
 
-    config = ProbeConfig(mode=mode, batch_size=batch_size, limit=limit, max_prompt_tokens=max_prompt_tokens)
+    config = ProbeConfig(mode=mode, batch_size=batch_size, limit=limit, max_prompt_tokens=max_prompt_tokens, prefill=prefill)
     with progress() as bar:
         tasks: dict[str, int] = {}
 

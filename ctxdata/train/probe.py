@@ -43,6 +43,7 @@ class ProbeConfig:
     max_new_tokens: int = 8  # generation budget for mode generate/both
     max_prompt_tokens: int = 4096  # longer prompts are skipped (truncating would cut a context), not cut
     system_prompt: bool = False  # prepend prompts.SYSTEM as a system message
+    prefill: str = ""  # text put after the generation prompt (e.g. "Context"), so the next token is the letter
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -15,12 +15,12 @@ from ctxdata.errors import CtxdataError
 from ctxdata.train.prompts import selection_messages, selection_text
 
 
-def prompt_text(tokenizer_or_processor: Any, row: dict[str, Any], system: bool = False) -> str:
-    """The selection prompt through the chat template (plain text + "Answer:" when there is none)."""
+def prompt_text(tokenizer_or_processor: Any, row: dict[str, Any], system: bool = False, prefill: str = "") -> str:
+    """The selection prompt through the chat template (plain text + "Answer:" when there is none) + `prefill`."""
     if getattr(tokenizer_or_processor, "chat_template", None):
         messages = selection_messages(row, system=system)
-        return tokenizer_or_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return selection_text(row) + "\nAnswer:"
+        return tokenizer_or_processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + prefill
+    return selection_text(row) + "\nAnswer:" + prefill
 
 
 def row_images(row: dict[str, Any]) -> list[Any]:
@@ -54,7 +54,7 @@ class ProbeModel:
         """Why this model cannot be probed on `row` (a skip reason), or None."""
         if row["domain"] == "vision" and not self.is_vision:
             return "vision pair on a text-only model"
-        n_tokens = len(self.tokenizer.encode(prompt_text(self._templater, row, config.system_prompt), add_special_tokens=False))
+        n_tokens = len(self.tokenizer.encode(prompt_text(self._templater, row, config.system_prompt, config.prefill), add_special_tokens=False))
         if n_tokens > config.max_prompt_tokens:
             return "prompt longer than max_prompt_tokens"
         return None
@@ -65,7 +65,7 @@ class ProbeModel:
 
     def inputs(self, rows: Sequence[dict[str, Any]], config: Any) -> dict[str, Any]:
         """Left-padded model inputs for one batch (all rows of one domain)."""
-        texts = [prompt_text(self._templater, r, config.system_prompt) for r in rows]
+        texts = [prompt_text(self._templater, r, config.system_prompt, config.prefill) for r in rows]
         if self.is_vision and rows[0]["domain"] == "vision":
             self.processor.tokenizer.padding_side = "left"
             return dict(self.processor(text=texts, images=[row_images(r) for r in rows], padding=True, return_tensors="pt"))
