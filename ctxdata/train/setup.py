@@ -32,6 +32,8 @@ def load_policy(spec: str):
     from ctxdata.models import resolve_model
 
     path = resolve_model(spec)
+    if "vision_config" in json.loads((path / "config.json").read_text()):
+        return load_vision_policy(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
@@ -39,6 +41,21 @@ def load_policy(spec: str):
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device), tokenizer, tokenizer
+
+
+def load_vision_policy(path: Path):
+    """(model, processor, tokenizer) for a VLM folder (e.g. `tiny.build_tiny_vlm`): the processor is the processing class."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(path)
+    tokenizer = processor.tokenizer
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device), processor, tokenizer
 
 
 @dataclass
