@@ -1,0 +1,118 @@
+"""`ctxdata quickstart`: the whole system on embedded defaults, on a CPU, in minutes.
+
+1. synthetic sibling trajectories (`synth traces`) -> coding pairs (`build-coding`);
+2. the built-in demo pool (real scikit-image photos + synthetic scenes) -> vision pairs (`build-vision`);
+3. exports of both (verl Parquet for coding, EasyR1 JSONL for vision);
+4. short tool-trace pairs + task QA (`synth task`), the data a 135M model can learn from on a CPU;
+5. probe the model on the held-out trace pairs, train a few ContextRL steps, probe again.
+
+Every step is the same library call the matching command makes; the outputs stay in `out/`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ctxdata.errors import ConfigError
+
+
+@dataclass
+class QuickstartConfig:
+    """What the quickstart runs."""
+
+    out: str  # folder for every output
+    model: str = "smollm2-135m"  # model probed and trained (alias or local folder)
+    traces: int = 120  # synthetic trajectories for the coding pairs
+    task_pairs: int = 120  # synthetic short-trace pairs (train + held-out)
+    steps: int = 8  # ContextRL optimizer steps
+    lam: float = 0.1  # L_CA weight (larger than the paper's 0.001-0.01: a few steps, not thousands)
+    learning_rate: float = 1e-5  # AdamW learning rate
+    probe_limit: int = 40  # held-out pairs probed before and after training
+    seed: int = 0  # one seed for every step
+    train: bool = True  # False: build, export and probe only
+
+    def __post_init__(self) -> None:
+        if self.traces < 2 or self.task_pairs < 8:
+            raise ConfigError("--traces must be >= 2 and --task-pairs >= 8")
+        if self.steps < 1 or self.probe_limit < 1:
+            raise ConfigError("--steps and --probe-limit must be >= 1")
+
+
+def run_quickstart(cfg: QuickstartConfig, step: Callable[[str], None] = lambda name: None) -> dict[str, Any]:
+    """Run every stage; returns {stage: summary} with timings (also written to out/quickstart.json)."""
+    from ctxdata.coding.build import CodingBuildConfig, build_coding
+    from ctxdata.coding.synth import SynthConfig, write_traces
+    from ctxdata.export import ExportConfig, export_pairs
+    from ctxdata.io import write_json
+    from ctxdata.train.synth_task import SynthTaskConfig, write_synth_task
+    from ctxdata.vision.build import VisionConfig, build_vision
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        step(name)
+        t = time.perf_counter()
+        value = fn()
+        results[name] = {"seconds": round(time.perf_counter() - t, 1), **(value if isinstance(value, dict) else {})}
+        return value
+
+    timed("synth traces", lambda: _summary(write_traces(SynthConfig(n=cfg.traces, seed=cfg.seed, kb=8), out / "traces", workers=1)))
+    coding = timed("build-coding", lambda: _build_summary(build_coding(CodingBuildConfig(traces=[str(out / "traces")], out=str(out / "pairs-coding"), seed=cfg.seed, workers=1))))
+    vision = timed("build-vision", lambda: _build_summary(build_vision(VisionConfig(seed=cfg.seed), out / "pairs-vision")))
+    if coding["pairs"]:
+        timed("export verl", lambda: export_pairs(out / "pairs-coding", out / "export" / "coding-verl.parquet", ExportConfig(target="verl")))
+    if vision["pairs"]:
+        timed("export easyr1", lambda: export_pairs(out / "pairs-vision", out / "export" / "vision-easyr1.jsonl", ExportConfig(target="easyr1")))
+    timed("synth task", lambda: _task_summary(write_synth_task(SynthTaskConfig(n=cfg.task_pairs, seed=cfg.seed, heldout=0.3, filler=1), out / "task", overwrite=True)))
+    results["probe before"] = timed("probe before", lambda: _probe(cfg.model, out, cfg))
+    if cfg.train:
+        final = timed("train contextrl", lambda: _train(cfg, out))
+        results["probe after"] = timed("probe after", lambda: _probe(final["model"], out, cfg))
+    write_json(out / "quickstart.json", results)
+    return results
+
+
+def _summary(stats: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stats.items() if isinstance(v, (int, float, str))}
+
+
+def _build_summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {"inputs": report["inputs"], "pairs": report["pairs"], "methods": report["methods"], "rejected": sum(report["rejected"].values())}
+
+
+def _task_summary(stats: dict[str, Any]) -> dict[str, Any]:
+    return {f"{split} pairs": s["pairs"] for split, s in stats.items()} | {f"{split} task items": s["task_items"] for split, s in stats.items()}
+
+
+def _probe(model: str, out: Path, cfg: QuickstartConfig) -> dict[str, Any]:
+    from ctxdata.train.probe import ProbeConfig, run_probe
+
+    name = "after" if model != cfg.model else "before"
+    summaries = run_probe([out / "task" / "heldout"], [model], ProbeConfig(limit=cfg.probe_limit), out=out / f"probe-{name}")
+    overall = next(iter(summaries.values()))["overall"]
+    return {"model": model, "accuracy": overall["accuracy"], "ci_low": overall["ci_low"], "ci_high": overall["ci_high"], "n": overall["n"]}
+
+
+def _train(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
+    import shutil
+
+    from ctxdata.train.config import TrainConfig
+    from ctxdata.train.grpo import train_native
+
+    run = out / "run-contextrl"
+    shutil.rmtree(run, ignore_errors=True)
+    train_cfg = TrainConfig(
+        model=cfg.model, output_dir=str(run), task_data=str(out / "task" / "task.jsonl"), pairs=[str(out / "task")],
+        objective="contextrl", num_generations=4, per_device_train_batch_size=8, max_completion_length=8,
+        max_prompt_length=512, learning_rate=cfg.learning_rate, lr_scheduler_type="constant", max_steps=cfg.steps,
+        seed=cfg.seed, ca_batch_size=4, lam=cfg.lam,
+    )
+    result = train_native(train_cfg)
+    last = result["last"]
+    return {"model": str(Path(result["output_dir"]) / "final"), "steps": cfg.steps,
+            "last L_CA": last.get("loss_ca"), "last CA accuracy": last.get("ca_accuracy"), "last reward": last.get("reward_mean")}
