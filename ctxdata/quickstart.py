@@ -31,6 +31,7 @@ class QuickstartConfig:
     lam: float = 0.1  # L_CA weight (larger than the paper's 0.001-0.01: a few steps, not thousands)
     learning_rate: float = 1e-5  # AdamW learning rate
     probe_limit: int = 40  # held-out pairs probed before and after training
+    prefill: str = "Context"  # reply prefix before the letter is read (SmolLM2 otherwise starts "Output..."), in probe and L_CA alike
     seed: int = 0  # one seed for every step
     train: bool = True  # False: build, export and probe only
 
@@ -69,10 +70,10 @@ def run_quickstart(cfg: QuickstartConfig, step: Callable[[str], None] = lambda n
     if vision["pairs"]:
         timed("export easyr1", lambda: export_pairs(out / "pairs-vision", out / "export" / "vision-easyr1.jsonl", ExportConfig(target="easyr1")))
     timed("synth task", lambda: _task_summary(write_synth_task(SynthTaskConfig(n=cfg.task_pairs, seed=cfg.seed, heldout=0.3, filler=1), out / "task", overwrite=True)))
-    results["probe before"] = timed("probe before", lambda: _probe(cfg.model, out, cfg))
+    timed("probe before", lambda: _probe(cfg.model, out, cfg, "before"))
     if cfg.train:
         final = timed("train contextrl", lambda: _train(cfg, out))
-        results["probe after"] = timed("probe after", lambda: _probe(final["model"], out, cfg))
+        timed("probe after", lambda: _probe(final["model"], out, cfg, "after"))
     write_json(out / "quickstart.json", results)
     return results
 
@@ -89,13 +90,14 @@ def _task_summary(stats: dict[str, Any]) -> dict[str, Any]:
     return {f"{split} pairs": s["pairs"] for split, s in stats.items()} | {f"{split} task items": s["task_items"] for split, s in stats.items()}
 
 
-def _probe(model: str, out: Path, cfg: QuickstartConfig) -> dict[str, Any]:
+def _probe(model: str, out: Path, cfg: QuickstartConfig, name: str) -> dict[str, Any]:
     from ctxdata.train.probe import ProbeConfig, run_probe
 
-    name = "after" if model != cfg.model else "before"
-    summaries = run_probe([out / "task" / "heldout"], [model], ProbeConfig(limit=cfg.probe_limit), out=out / f"probe-{name}")
-    overall = next(iter(summaries.values()))["overall"]
-    return {"model": model, "accuracy": overall["accuracy"], "ci_low": overall["ci_low"], "ci_high": overall["ci_high"], "n": overall["n"]}
+    probe_cfg = ProbeConfig(limit=cfg.probe_limit, prefill=cfg.prefill)
+    summary = next(iter(run_probe([out / "task" / "heldout"], [model], probe_cfg, out=out / f"probe-{name}").values()))
+    overall = summary["overall"]
+    return {"model": model, "accuracy": round(overall["accuracy"], 4), "ci_low": round(overall["ci_low"], 4),
+            "ci_high": round(overall["ci_high"], 4), "n": overall["n"], "mean_delta": round(summary["mean_delta"] or 0.0, 4)}
 
 
 def _train(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
@@ -110,9 +112,13 @@ def _train(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
         model=cfg.model, output_dir=str(run), task_data=str(out / "task" / "task.jsonl"), pairs=[str(out / "task")],
         objective="contextrl", num_generations=4, per_device_train_batch_size=8, max_completion_length=8,
         max_prompt_length=512, learning_rate=cfg.learning_rate, lr_scheduler_type="constant", max_steps=cfg.steps,
-        seed=cfg.seed, ca_batch_size=4, lam=cfg.lam,
+        seed=cfg.seed, ca_batch_size=4, lam=cfg.lam, ca_prefill=cfg.prefill,
     )
     result = train_native(train_cfg)
     last = result["last"]
     return {"model": str(Path(result["output_dir"]) / "final"), "steps": cfg.steps,
-            "last L_CA": last.get("loss_ca"), "last CA accuracy": last.get("ca_accuracy"), "last reward": last.get("reward_mean")}
+            "last L_CA": _round(last.get("loss_ca")), "last CA accuracy": _round(last.get("ca_accuracy")), "last reward": _round(last.get("reward_mean"))}
+
+
+def _round(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value

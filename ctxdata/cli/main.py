@@ -8,6 +8,9 @@ import typer
 from typer.core import TyperGroup
 
 from ctxdata import __version__
+
+# transformers/huggingface_hub tqdm bars would interleave with ours; rich progress covers long work.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 from ctxdata.errors import CtxdataError
 
 
