@@ -57,6 +57,24 @@ def test_efficientnet_lite0_real_weights_features():
     assert pickle.loads(pickle.dumps(emb))._model is None
 
 
+def test_data_parallel_cpu_path_matches_the_pipelined_path_and_restores_threads():
+    import torch
+
+    imgs = photos() * 2  # 10 images, batches of 2: five batches over the worker threads
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        parallel = make_embedder("efficientnet-lite0", batch_size=2).embed(imgs, progress=False)
+        assert torch.get_num_threads() == 2  # embed ran its workers single-threaded, then restored the pool
+        torch.set_num_threads(1)  # one thread: the pipelined path with its prefetch thread
+        pipelined = make_embedder("efficientnet-lite0", batch_size=2).embed(imgs, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert_unit_rows(parallel, 10, 1280)
+    np.testing.assert_allclose(parallel, pipelined, atol=1e-5)
+    np.testing.assert_allclose(parallel[:5], parallel[5:], atol=1e-6)  # input order kept across workers
+
+
 def test_efficientnet_weights_classify_the_cat_and_the_espresso():
     """Real ImageNet weights, correctly preprocessed: tabby/tiger/Egyptian cat and espresso win."""
     import torch

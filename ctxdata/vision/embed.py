@@ -11,8 +11,16 @@ Specs (the `EMBEDDERS` registry is keyed by the part before the first ':'):
   `AutoProcessor`, features from `get_image_features`.
 
 Every embedder is cheap and picklable until its first `embed` call builds the model; rows come back
-float32, L2-normalised, in input order. While the model runs batch b, a prefetch thread already
-preprocesses batch b+1 (PIL and numpy release the GIL), so preprocessing overlaps the forward pass.
+float32, L2-normalised, in input order.
+
+On a multi-core CPU, `embed` runs one single-threaded worker per torch thread, each preprocessing
+and forwarding whole batches (PIL and torch release the GIL). That beats one model call spread over
+all cores: small CNN layers parallelise poorly inside one call, and a separate preprocessing thread
+would steal a core from torch's intra-op pool and stall it (measured in
+benchmarks/embed_throughput.py; see docs/vision-search.md). Elsewhere (a GPU, one thread), a
+prefetch thread preprocesses batch b+1 while the model runs batch b. Either way each image's
+vector comes from the same kernels with the same micro-batching, so results do not depend on the
+number of cores.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from ctxdata._deps import check, require
 from ctxdata.console import progress as progress_bar
 from ctxdata.errors import ConfigError, ModelNotFoundError
 
-ImageLike = Any  # PIL.Image.Image, or a str / Path to an image file (opened in the prefetch thread)
+ImageLike = Any  # PIL.Image.Image, or a str / Path to an image file (opened in a worker thread)
 
 
 def _open_rgb(image: ImageLike):
@@ -90,24 +98,47 @@ class Embedder:
         norms = np.linalg.norm(feats, axis=1, keepdims=True)
         return (feats / np.maximum(norms, 1e-12)).astype(np.float32)
 
+    def _embed_batch(self, images: Sequence[ImageLike]) -> np.ndarray:
+        return self.forward(self.preprocess(images))
+
     def embed(self, images: Sequence[ImageLike], progress: bool = True) -> np.ndarray:
         """Embed `images` in batches of `batch_size` -> float32 (n, dim), unit-norm rows."""
+        import torch
+
         self._ensure_model()
         n, bs = len(images), self.batch_size
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.empty((n, self.dim), dtype=np.float32)
         starts = list(range(0, n, bs))
-        with progress_bar(transient=True) as bar, ThreadPoolExecutor(max_workers=1) as prefetch:
+        threads = torch.get_num_threads()
+        with progress_bar(transient=True) as bar:
             task = bar.add_task(f"embed {self.name}", total=n, visible=progress)
+            if self.device == "cpu" and threads > 1 and len(starts) > 1:
+                # Data parallel: `threads` single-threaded workers, batches handed out in order.
+                torch.set_num_threads(1)
+                try:
+                    with ThreadPoolExecutor(max_workers=threads) as pool:
+                        for s, vecs in zip(starts, pool.map(lambda s: self._embed_batch(images[s : s + bs]), starts)):
+                            out[s : s + len(vecs)] = vecs
+                            bar.advance(task, len(vecs))
+                finally:
+                    torch.set_num_threads(threads)
+            else:
+                self._embed_pipelined(images, starts, out, lambda k: bar.advance(task, k))
+        return out
+
+    def _embed_pipelined(self, images, starts, out, advance) -> None:
+        """One model call at a time; a prefetch thread preprocesses batch b+1 meanwhile."""
+        n, bs = len(images), self.batch_size
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
             pending = prefetch.submit(self.preprocess, images[0:bs])
             for s in starts:
                 batch = pending.result()
                 if s + bs < n:  # queue the next batch before running the model on this one
                     pending = prefetch.submit(self.preprocess, images[s + bs : s + 2 * bs])
                 out[s : s + len(batch)] = self.forward(batch)
-                bar.advance(task, len(batch))
-        return out
+                advance(len(batch))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Text embeddings in the image space (CLIP-type models only), float32 unit rows."""
@@ -127,7 +158,7 @@ class EfficientNetLiteEmbedder(Embedder):
     """EfficientNet-Lite0 (ImageNet top-1 75.1%), 1280-d pooled penultimate features."""
 
     dim_hint = 1280
-    cpu_micro_batch = 4
+    cpu_micro_batch = 2  # per single-threaded worker (benchmarks/embed_throughput.py: 1-2 best, 4+ slower)
     image_size, resize_to = 224, 256
     mean, std = 127.0, 128.0  # efficientnet_lite_builder.py MEAN_RGB / STDDEV_RGB (all channels)
 
