@@ -67,3 +67,24 @@ def test_short_observations_stay_whole_when_long_ones_are_cut():
     text = render_trajectory(Trajectory(id="t", format="synth", source="x", steps=steps), 2048)
     assert all(f"short output {i}" in text for i in range(1, 30, 2))
     assert "chars elided" in text and len(text) <= 2048 * 4 + 200
+
+
+def _mask_field_by_field(traj, patches, ids):
+    """The reference: each text masked on its own (what mask_trajectory's joined pass must equal)."""
+    from ctxdata.coding.mask import mask_diff_blocks, mask_ids, mask_lines
+
+    needles = sorted({line for p in patches for line in significant_lines(p)}, key=len, reverse=True)
+    clean = lambda t: mask_ids(mask_lines(mask_diff_blocks(t), needles), ids)  # noqa: E731
+    return [(clean(s.thought), clean(s.action), clean(s.observation)) for s in traj.steps]
+
+
+def test_joined_masking_equals_masking_each_field():
+    traj = _traj()
+    # Ids and issue numbers at field edges, inside longer numbers and versions, and a text holding
+    # the separator character itself (which must fall back to field-by-field masking).
+    traj.steps.append(Step("10097", "django__django-10097", "v1.10097 110097 10097.", 1))
+    for steps in (traj.steps, traj.steps + [Step("a\x1eb", "", "\n\x1e\n10097", 0)]):
+        t = Trajectory(id=traj.id, format="synth", source="x", repo=traj.repo, issue="fix", steps=steps, patch=PATCH)
+        got = mask_trajectory(t, [PATCH, OTHER], [t.id, "astropy__astropy-7606"])
+        assert [(s.thought, s.action, s.observation) for s in got.steps] == _mask_field_by_field(t, [PATCH, OTHER], [t.id, "astropy__astropy-7606"])
+        assert got.steps[-1 if steps is traj.steps else -2].observation == "v1.10097 110097 [INSTANCE]."

@@ -58,18 +58,30 @@ def mask_diff_blocks(text: str) -> str:
 
 
 def mask_lines(text: str, needles: list[str]) -> str:
-    """Replace each line of `text` that contains any of `needles` with LINE_MASK."""
+    """Replace each line of `text` that contains any of `needles` with LINE_MASK.
+
+    Occurrences are found with `str.find` (C speed) and mapped to their lines, so the cost is a
+    few scans of the text, not a Python loop over every line.
+    """
     present = [n for n in needles if n in text] if text else []
     if not present:
         return text
-    needles = present
-    lines = text.split("\n")
-    changed = False
-    for i, line in enumerate(lines):
-        if len(line) >= MIN_SIGNIFICANT_CHARS and any(n in line for n in needles):
-            lines[i] = LINE_MASK
-            changed = True
-    return "\n".join(lines) if changed else text
+    spans = set()
+    for needle in present:
+        i = text.find(needle)
+        while i != -1:
+            start = text.rfind("\n", 0, i) + 1
+            end = text.find("\n", i)
+            end = len(text) if end == -1 else end
+            if end - start >= MIN_SIGNIFICANT_CHARS:
+                spans.add((start, end))
+            i = text.find(needle, end)
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        out += (text[pos:start], LINE_MASK)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def id_tokens(ident: str) -> list[str]:
@@ -79,23 +91,41 @@ def id_tokens(ident: str) -> list[str]:
     return tokens + ([m.group(1)] if m else [])
 
 
+# A number as a whole word (not inside a longer number, identifier or dotted version): one
+# precompiled pattern for every id's issue number, instead of a pattern compiled per id.
+_WORD_NUMBER = re.compile(r"(?<![\w.])\d+(?!\w)")
+
+
+def _mask_tokens(text: str, tokens: list[str]) -> str:
+    for token in tokens:
+        if token in text:  # substring first: the regex only runs when it can match
+            if token.isdigit():
+                text = _WORD_NUMBER.sub(lambda m: ID_MASK if m.group() == token else m.group(), text)
+            else:
+                text = text.replace(token, ID_MASK)
+    return text
+
+
 def mask_ids(text: str, ids: list[str]) -> str:
     """Replace instance ids, and their issue numbers as whole words, with ID_MASK."""
-    for ident in ids:
-        for token in id_tokens(ident):
-            if token in text:  # substring first: the regex only runs when it can match
-                text = re.sub(rf"(?<![\w.]){re.escape(token)}(?![\w])", ID_MASK, text) if token.isdigit() else text.replace(token, ID_MASK)
-    return text
+    return _mask_tokens(text, [t for ident in ids for t in id_tokens(ident)])
+
+
+_FIELD_SEP = "\n\x1e\n"  # joins a trajectory's texts into one, so each mask is one pass
 
 
 def mask_trajectory(traj: Trajectory, patches: list[str], ids: list[str]) -> Trajectory:
     """A copy of `traj` with every patch in `patches` and every instance id in `ids` masked."""
     needles = sorted({line for patch in patches for line in significant_lines(patch)}, key=len, reverse=True)
-
-    def clean(text: str) -> str:
-        return mask_ids(mask_lines(mask_diff_blocks(text), needles), ids)
-
-    steps = [Step(thought=clean(s.thought), action=clean(s.action), observation=clean(s.observation), returncode=s.returncode) for s in traj.steps]
+    tokens = [t for ident in ids for t in id_tokens(ident)]
+    texts = [mask_diff_blocks(t) for s in traj.steps for t in (s.thought, s.action, s.observation)]
+    if not any("\x1e" in t for t in texts):
+        # Field boundaries are line boundaries and the separator line holds no needle or id, so
+        # masking the joined text and splitting it again equals masking each text on its own.
+        texts = _mask_tokens(mask_lines(_FIELD_SEP.join(texts), needles), tokens).split(_FIELD_SEP) if texts else []
+    else:  # a text contains the separator itself: mask field by field
+        texts = [_mask_tokens(mask_lines(t, needles), tokens) for t in texts]
+    steps = [Step(thought=texts[3 * i], action=texts[3 * i + 1], observation=texts[3 * i + 2], returncode=s.returncode) for i, s in enumerate(traj.steps)]
     return replace(traj, steps=steps, patch=PATCH_MASK)
 
 

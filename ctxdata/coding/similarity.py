@@ -56,8 +56,8 @@ def line_jaccard(a: str, b: str) -> float:
     Lines are the natural unit of a rendered trajectory (commands, output lines), and set
     operations on them run at C speed, which keeps this cheap on 16 KB contexts.
     """
-    sa = {line.strip() for line in a.split("\n")} - {""}
-    sb = {line.strip() for line in b.split("\n")} - {""}
+    sa = set(map(str.strip, a.split("\n"))) - {""}
+    sb = set(map(str.strip, b.split("\n"))) - {""}
     if not sa and not sb:
         return 1.0
     return len(sa & sb) / len(sa | sb)

@@ -6,12 +6,12 @@ not UTF-8, too large, not JSON) are one RecordResult for the file.
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 from typing import Any, Iterator
 
 from ctxdata.coding.formats import READERS
+from ctxdata.coding.formats._json import loads
 from ctxdata.coding.formats.dispatch import ReadOptions, RecordResult, to_result
 
 PEEK_BYTES = 8192
@@ -76,7 +76,7 @@ def _peek_problem(head: bytes, size: int) -> tuple[str, str] | None:
 
 def _iter_json_document(data: bytes, path: str, opts: ReadOptions) -> Iterator[RecordResult]:
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except ValueError as exc:
         if getattr(exc, "msg", "") == "Extra data" and data.lstrip()[:1] == b"{":
             import io  # JSON Lines under a .json name: stream it as such
@@ -106,7 +106,6 @@ def iter_jsonl(f: Any, path: str, opts: ReadOptions) -> Iterator[RecordResult]:
     max_record_bytes = opts.max_record_bytes
     limit = max_record_bytes + 1
     offset = lineno = 0
-    loads = json.loads
     while True:
         line = f.readline(limit)
         if not line:
@@ -156,7 +155,7 @@ def iter_parquet(path: str, opts: ReadOptions) -> Iterator[RecordResult]:
 @lru_cache(maxsize=2)
 def parsed_document(path: str, mtime_ns: int, size: int) -> Any:
     with open(path, "rb") as f:
-        return json.loads(f.read())
+        return loads(f.read())
 
 
 class OneLine:

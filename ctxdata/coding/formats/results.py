@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ctxdata.coding.formats._json import loads
 from ctxdata.coding.trajectory import Outcome
 from ctxdata.errors import CtxdataError
 
@@ -117,7 +118,7 @@ def sidecar_outcome(traj_path: str, instance_id: str) -> Outcome | None:
         return None
     try:
         with open(os.path.join(logs, instance_id, "report.json"), "rb") as f:
-            data = json.loads(f.read())
+            data = loads(f.read())
     except (OSError, ValueError):
         return None
     if isinstance(data, dict) and isinstance(data.get(instance_id), dict):
