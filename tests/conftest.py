@@ -19,6 +19,21 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session")
+def demo_out(tmp_path_factory):
+    """`ctxdata build-vision` on the built-in demo pool (once per session): (out folder, CLI output)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("skimage")
+    from typer.testing import CliRunner
+
+    from ctxdata.cli.main import app
+
+    out = tmp_path_factory.mktemp("demo") / "pairs"
+    result = CliRunner().invoke(app, ["build-vision", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
 @pytest.fixture
 def shared_traces() -> Path:
     """The real public trajectories in ../shared/data/traces (skip when this clone has none)."""

@@ -178,6 +178,40 @@ def test_viewer_in_headless_chromium(tmp_path):
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
 
 
+@pytest.mark.requires_chromium
+@pytest.mark.slow
+def test_viewer_renders_the_demo_build_in_headless_chromium(tmp_path, demo_out):
+    """The real demo output (`build-vision` on the demo pool), not a hand-made fixture."""
+    import json
+
+    sync_api = _chromium_or_skip()
+    out, _ = demo_out
+    report = json.loads((out / "report.json").read_text())
+    html = tmp_path / "demo.html"
+    assert CliRunner().invoke(app, ["view", str(out), "--html", str(html), "--limit", "1000"]).exit_code == 0
+    errors, requests = [], []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(html.as_uri())
+            pairs = page.locator("article.pair[data-domain=vision]")
+            assert pairs.count() == report["pairs"] > 0
+            # every side-by-side image decoded in the browser
+            widths = page.locator("article.pair .images img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+            assert len(widths) == 2 * report["pairs"] and min(widths) > 0
+            methods = set(page.locator("#f-method option").evaluate_all("os => os.map(o => o.value)"))
+            assert {"edit:procedural", "retrieval:faiss"} <= methods
+            page.screenshot(path=str(_artifacts() / "viewer-demo.png"), full_page=False)
+        finally:
+            browser.close()
+    assert errors == []
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+
+
 def _artifacts() -> Path:
     path = REPO / "artifacts"
     path.mkdir(exist_ok=True)

@@ -28,13 +28,6 @@ def assert_inputs_balance(out: Path, report: dict) -> None:
     assert len(lines) == report["inputs_rejected"] + report["candidates_rejected"]
 
 
-@pytest.fixture(scope="module")
-def demo_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "pairs"
-    result = CliRunner().invoke(app, ["build-vision", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out, result.output
-
 
 @pytest.mark.slow
 def test_demo_gives_readable_balanced_pairs_of_every_method(demo_out):
