@@ -6,8 +6,9 @@ HELD-OUT split:
 
 * probe accuracy: the contrastive context probe (`ctxdata.train.probe`, Delta > 0 at the answer
   position) on the held-out pairs, with a 95% Wilson CI;
-* task reward: greedy answers to the held-out task QA, scored by exact match after normalisation
-  (`synth_task.score_answer`), with a 95% Wilson CI.
+* task reward: greedy answers to the held-out task QA, scored two ways, each with a 95% Wilson CI:
+  exact match of the first line after normalisation (`synth_task.score_answer`), and the training
+  reward itself (`normalized_contains`: the answer occurs in the completion).
 
 The untrained model is measured in the same run as the reference row. The paper's claim is that
 contextrl raises probe accuracy above grpo and da-rl without lowering task reward; this script
@@ -41,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--filler", type=int, default=1, help="non-decisive commands per trace (shorter = faster)")
     ap.add_argument("--lam", type=float, default=0.1, help="contextrl L_CA weight (paper 0.001-0.01 over far more steps)")
     ap.add_argument("--lr", type=float, default=1e-5, help="learning rate (all objectives)")
+    ap.add_argument("--completion-length", type=int, default=8, help="max_completion_length (training and task evaluation)")
+    ap.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the GRPO rollouts")
     ap.add_argument("--sft-steps", type=int, default=4, help="da-sft supervised steps before GRPO")
     ap.add_argument("--eval-limit", type=int, default=30, help="held-out pairs / task items evaluated")
     ap.add_argument("--seed", type=int, default=0)
@@ -72,8 +75,8 @@ def train(objective: str, data: Path, args) -> str:
     shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig(
         model=args.model, output_dir=str(out), task_data=str(data / "task.jsonl"), pairs=[str(data)], objective=objective,
-        num_generations=4, per_device_train_batch_size=8, max_completion_length=8, max_prompt_length=512,
-        temperature=1.0, learning_rate=args.lr, max_steps=args.steps, seed=args.seed, ca_batch_size=4,
+        num_generations=4, per_device_train_batch_size=8, max_completion_length=args.completion_length, max_prompt_length=512,
+        temperature=args.temperature, learning_rate=args.lr, max_steps=args.steps, seed=args.seed, ca_batch_size=4,
         lam=args.lam if objective == "contextrl" else None, sft_steps=args.sft_steps if objective == "da-sft" else 0,
         sft_batch_size=4, lr_scheduler_type="constant",
     )
@@ -82,24 +85,26 @@ def train(objective: str, data: Path, args) -> str:
     return str(Path(result["output_dir"]) / "final")
 
 
-def task_reward(model, items, batch_size: int = 8) -> dict:
-    """Greedy answers to task QA items, scored by `score_answer`; Wilson CI over items."""
+def task_reward(model, items, max_new_tokens: int, batch_size: int = 8) -> dict:
+    """Greedy answers to task QA items, scored exact (`score_answer`) and by `normalized_contains`; Wilson CIs."""
     import torch
 
     from ctxdata.train.probe import accuracy_stats
+    from ctxdata.train.rewards import normalized_contains
     from ctxdata.train.synth_task import score_answer
 
     tok = model.tokenizer
-    scores = []
+    exact, contains = [], []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
         texts = [tok.apply_chat_template([{"role": "user", "content": it["prompt"]}], add_generation_prompt=True, tokenize=False) for it in batch]
         enc = tok(texts, padding=True, add_special_tokens=False, return_tensors="pt")
         with torch.inference_mode():
-            out = model.model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
-        for it, text in zip(batch, tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)):
-            scores.append(score_answer(text, it["answer"]) == 1.0)
-    return accuracy_stats(scores)
+            out = model.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+        completions = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        exact += [score_answer(text, it["answer"]) == 1.0 for it, text in zip(batch, completions)]
+        contains += [r == 1.0 for r in normalized_contains(None, completions, answer=[it["answer"] for it in batch])]
+    return {**accuracy_stats(exact), "contains": accuracy_stats(contains)}
 
 
 def evaluate(spec: str, data: Path, args) -> dict:
@@ -111,7 +116,7 @@ def evaluate(spec: str, data: Path, args) -> dict:
     rows = load_pairs([data / "heldout"], args.eval_limit)
     results, skipped = probe_rows(model, rows, ProbeConfig(batch_size=8))
     items = read_task(data / "task-heldout.jsonl")[: args.eval_limit]
-    return {"probe": summarize(results, skipped), "task": task_reward(model, items)}
+    return {"probe": summarize(results, skipped), "task": task_reward(model, items, args.completion_length)}
 
 
 def fmt(stats: dict) -> str:
@@ -140,9 +145,10 @@ def main(argv=None) -> dict:
         Path(args.out).write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")  # partial results survive
     report["wall_seconds"] = time.perf_counter() - t0
     Path(args.out).write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
-    rows = [[name, fmt(r["probe"]["overall"]), f"{r['probe']['mean_delta']:+.3f}", fmt(r["task"]), f"{r['train_seconds']:.0f}"] for name, r in report["rows"].items()]
+    rows = [[name, fmt(r["probe"]["overall"]), f"{r['probe']['mean_delta']:+.3f}", fmt(r["task"]), fmt(r["task"]["contains"]), f"{r['train_seconds']:.0f}"]
+            for name, r in report["rows"].items()]
     print_table(f"ablation on {args.model}: {args.steps} GRPO steps each, held-out split (95% Wilson CIs)",
-                ["objective", "probe accuracy", "mean Delta", "task reward (exact)", "train s"], rows)
+                ["objective", "probe accuracy", "mean Delta", "task reward (exact)", "task reward (contains)", "train s"], rows)
     return report
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -117,65 +118,72 @@ def _chromium_or_skip():
     return sync_api
 
 
-@pytest.mark.requires_chromium
-def test_viewer_in_headless_chromium(tmp_path):
+@contextmanager
+def opened_page(html: Path):
+    """The viewer page in headless chromium, recording console errors, requests and dialogs."""
     sync_api = _chromium_or_skip()
-    build(tmp_path / "out", n_coding=3, n_vision=3)
-    html = tmp_path / "viewer.html"
-    assert CliRunner().invoke(app, ["view", str(tmp_path / "out"), "--html", str(html)]).exit_code == 0
-    errors, requests, dialogs = [], [], []
+    seen = {"errors": [], "requests": [], "dialogs": []}
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+            page.on("request", lambda r: seen["requests"].append(r.url))
+            page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
             page.goto(html.as_uri())
-            pairs = page.locator("article.pair")
-            assert pairs.count() == 6
-            assert page.locator("#shown").inner_text() == "showing 6 of 6 pairs"
-
-            # coding: the first divergent step (Step 2) is highlighted in both panels; the text is literal
-            first = pairs.nth(0)
-            assert first.locator(".step.divergent h4").all_inner_texts() == ["Step 2 first divergent step"] * 2
-            assert EVIL in first.locator(".traj[data-slot=A]").inner_text()
-
-            # the probe: the label is hidden until clicked; clicking reveals right/wrong and scores
-            label = first.get_attribute("data-label")
-            assert not first.locator(".solution").is_visible()
-            first.locator("button[data-choice=A]").click()
-            assert first.locator(".solution").is_visible()
-            assert first.locator(".verdict").inner_text().startswith("right" if label == "A" else "wrong")
-            second = pairs.nth(1)
-            second.locator("button[data-choice=A]").click()
-            expected = (label == "A") + (second.get_attribute("data-label") == "A")
-            assert page.locator("#score").inner_text() == f"score: {expected} / 2"
-
-            # vision: the heat-map toggle swaps side-by-side images for the difference map and back
-            vision = page.locator("article.pair[data-domain=vision]").first
-            assert vision.locator(".images").is_visible() and not vision.locator(".heatmap").is_visible()
-            vision.screenshot(path=str(_artifacts() / "viewer-vision-pair.png"))
-            vision.locator("button[data-action=heatmap]").click()
-            assert vision.locator(".heatmap img").is_visible() and not vision.locator(".images").is_visible()
-            assert vision.locator(".heatmap img").evaluate("img => img.complete && img.naturalWidth") == 64
-            page.screenshot(path=str(_artifacts() / "viewer-heatmap.png"))
-            vision.locator("button[data-action=heatmap]").click()
-            assert vision.locator(".images").is_visible()
-
-            # in-page filters
-            page.select_option("#f-method", "condition:file")
-            assert page.locator("article.pair:visible").count() == 1
-            page.select_option("#f-method", "")
-            page.check("#f-failed")
-            assert page.locator("#shown").inner_text() == "showing 1 of 6 pairs"
-            page.uncheck("#f-failed")
-            page.screenshot(path=str(_artifacts() / "viewer.png"), full_page=False)
+            yield page, seen
         finally:
             browser.close()
-    assert errors == [] and dialogs == []
-    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    assert seen["errors"] == [] and seen["dialogs"] == []
+    assert [u for u in seen["requests"] if not u.startswith(("file:", "data:"))] == []
+
+
+@pytest.mark.requires_chromium
+def test_viewer_in_headless_chromium(tmp_path):
+    build(tmp_path / "out", n_coding=3, n_vision=3)
+    html = tmp_path / "viewer.html"
+    assert CliRunner().invoke(app, ["view", str(tmp_path / "out"), "--html", str(html)]).exit_code == 0
+    with opened_page(html) as (page, _):
+        pairs = page.locator("article.pair")
+        assert pairs.count() == 6
+        assert page.locator("#shown").inner_text() == "showing 6 of 6 pairs"
+
+        # coding: the first divergent step (Step 2) is highlighted in both panels; the text is literal
+        first = pairs.nth(0)
+        assert first.locator(".step.divergent h4").all_inner_texts() == ["Step 2 first divergent step"] * 2
+        assert EVIL in first.locator(".traj[data-slot=A]").inner_text()
+
+        # the probe: the label is hidden until clicked; clicking reveals right/wrong and scores
+        label = first.get_attribute("data-label")
+        assert not first.locator(".solution").is_visible()
+        first.locator("button[data-choice=A]").click()
+        assert first.locator(".solution").is_visible()
+        assert first.locator(".verdict").inner_text().startswith("right" if label == "A" else "wrong")
+        second = pairs.nth(1)
+        second.locator("button[data-choice=A]").click()
+        expected = (label == "A") + (second.get_attribute("data-label") == "A")
+        assert page.locator("#score").inner_text() == f"score: {expected} / 2"
+
+        # vision: the heat-map toggle swaps side-by-side images for the difference map and back
+        vision = page.locator("article.pair[data-domain=vision]").first
+        assert vision.locator(".images").is_visible() and not vision.locator(".heatmap").is_visible()
+        vision.screenshot(path=str(_artifacts() / "viewer-vision-pair.png"))
+        vision.locator("button[data-action=heatmap]").click()
+        assert vision.locator(".heatmap img").is_visible() and not vision.locator(".images").is_visible()
+        assert vision.locator(".heatmap img").evaluate("img => img.complete && img.naturalWidth") == 64
+        page.screenshot(path=str(_artifacts() / "viewer-heatmap.png"))
+        vision.locator("button[data-action=heatmap]").click()
+        assert vision.locator(".images").is_visible()
+
+        # in-page filters
+        page.select_option("#f-method", "condition:file")
+        assert page.locator("article.pair:visible").count() == 1
+        page.select_option("#f-method", "")
+        page.check("#f-failed")
+        assert page.locator("#shown").inner_text() == "showing 1 of 6 pairs"
+        page.uncheck("#f-failed")
+        page.screenshot(path=str(_artifacts() / "viewer.png"), full_page=False)
 
 
 @pytest.mark.requires_chromium
@@ -184,32 +192,19 @@ def test_viewer_renders_the_demo_build_in_headless_chromium(tmp_path, demo_out):
     """The real demo output (`build-vision` on the demo pool), not a hand-made fixture."""
     import json
 
-    sync_api = _chromium_or_skip()
     out, _ = demo_out
     report = json.loads((out / "report.json").read_text())
     html = tmp_path / "demo.html"
     assert CliRunner().invoke(app, ["view", str(out), "--html", str(html), "--limit", "1000"]).exit_code == 0
-    errors, requests = [], []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(html.as_uri())
-            pairs = page.locator("article.pair[data-domain=vision]")
-            assert pairs.count() == report["pairs"] > 0
-            # every side-by-side image decoded in the browser
-            widths = page.locator("article.pair .images img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-            assert len(widths) == 2 * report["pairs"] and min(widths) > 0
-            methods = set(page.locator("#f-method option").evaluate_all("os => os.map(o => o.value)"))
-            assert {"edit:procedural", "retrieval:faiss"} <= methods
-            page.screenshot(path=str(_artifacts() / "viewer-demo.png"), full_page=False)
-        finally:
-            browser.close()
-    assert errors == []
-    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    with opened_page(html) as (page, _):
+        pairs = page.locator("article.pair[data-domain=vision]")
+        assert pairs.count() == report["pairs"] > 0
+        # every side-by-side image decoded in the browser
+        widths = page.locator("article.pair .images img").evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(widths) == 2 * report["pairs"] and min(widths) > 0
+        methods = set(page.locator("#f-method option").evaluate_all("os => os.map(o => o.value)"))
+        assert {"edit:procedural", "retrieval:faiss"} <= methods
+        page.screenshot(path=str(_artifacts() / "viewer-demo.png"), full_page=False)
 
 
 def _artifacts() -> Path:
