@@ -5,7 +5,8 @@ For each size N (default 1k, 10k, 50k) it makes a realistic synthetic set with
 then, each in a fresh subprocess so peak RSS is the run's own:
 
 - the peer: `json.loads` of every trajectory file (and nothing else);
-- ctxdata: the whole `build-coding` pipeline (read, sign, cascade, re-read, mask, render, verify, write).
+- ctxdata: the whole `build-coding` pipeline (read, sign, cascade, re-read, mask, render, verify, write);
+- for the breakdown, the signature pass alone (phase 1: read + sign every trajectory, same workers).
 
 Targets (issue #2): time grows at most ~1.2x per 10x of input beyond linear; peak RSS at 50k
 under 1.5 GiB and growing far slower than the input; throughput >= 0.5x the plain parse.
@@ -49,6 +50,16 @@ print(json.dumps({"seconds": dt, "pairs": report["pairs"], "inputs": report["inp
 """
 
 
+SIGN = r"""
+import json, sys, time
+from ctxdata.coding.build import CodingBuildConfig, collect_signatures
+from ctxdata.pipeline import RunContext
+t = time.perf_counter()
+sigs, _ = collect_signatures(CodingBuildConfig(traces=[sys.argv[1]], out=sys.argv[2], workers=int(sys.argv[3])), RunContext())
+print(json.dumps({"seconds": time.perf_counter() - t, "signed": len(sigs)}))
+"""
+
+
 def run_json(code: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env={"CTXDATA_PROGRESS": "0", **_env()})
     if out.returncode:
@@ -86,18 +97,21 @@ def main() -> None:
             if f.is_file():
                 f.read_bytes()
         parse = run_json(PARSE, str(traces))
+        shutil.rmtree(out, ignore_errors=True)  # a kept output would resume and skip phase 2
         build = run_json(BUILD, str(traces), str(out), str(args.workers))
+        sign = run_json(SIGN, str(traces), str(out), str(args.workers))
         rows.append({"n": n, "mb": round(size_mb, 1), "parse_s": round(parse["seconds"], 2), "parse_per_s": round(n / parse["seconds"]),
                      "build_s": round(build["seconds"], 2), "build_per_s": round(n / build["seconds"]),
-                     "ratio_to_parse": round(parse["seconds"] / build["seconds"], 3), "peak_rss_mb": round(build["rss_mb"]),
+                     "ratio_to_parse": round(parse["seconds"] / build["seconds"], 3),
+                     "sign_per_s": round(n / sign["seconds"]), "sign_ratio_to_parse": round(parse["seconds"] / sign["seconds"], 3), "peak_rss_mb": round(build["rss_mb"]),
                      "parse_rss_mb": round(parse["rss_mb"]), "pairs": build["pairs"], "levels": build["levels"]})
         print(json.dumps(rows[-1]), flush=True)
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
-    print("\n| N | input MB | json.loads traj/s | build-coding traj/s | ratio (target >= 0.5) | peak RSS MB (target < 1536 at 50k) | pairs |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| N | input MB | json.loads traj/s | build-coding traj/s | ratio (target >= 0.5) | signature pass traj/s | its ratio | peak RSS MB (target < 1536 at 50k) | pairs |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']} | {r['mb']} | {r['parse_per_s']} | {r['build_per_s']} | {r['ratio_to_parse']} | {r['peak_rss_mb']} | {r['pairs']} |")
+        print(f"| {r['n']} | {r['mb']} | {r['parse_per_s']} | {r['build_per_s']} | {r['ratio_to_parse']} | {r['sign_per_s']} | {r['sign_ratio_to_parse']} | {r['peak_rss_mb']} | {r['pairs']} |")
     for a, b in zip(rows, rows[1:]):
         growth = (b["build_s"] / a["build_s"]) / (b["n"] / a["n"])
         print(f"time per trajectory {a['n']} -> {b['n']}: x{growth:.2f} (target <= ~1.2 per 10x); RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f} for x{b['n'] // a['n']} input")
