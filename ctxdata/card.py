@@ -14,6 +14,7 @@ from typing import Any
 from ctxdata import __version__
 from ctxdata.io import CITATION
 from ctxdata.schema import COLUMNS, SCHEMA_VERSION
+from ctxdata.pipeline import stage_label
 from ctxdata.schema_doc import schema_table
 
 # Column kind -> `dtype` in the card's `dataset_info.features` (the `datasets` YAML form).
@@ -98,7 +99,7 @@ def _rows_table(header: list[str], rows: list[list[Any]]) -> str:
 
 def counts_markdown(report: dict[str, Any]) -> str:
     """The build's real counts: stages, methods, labels and rejection reasons, from report.json."""
-    stages = [[f"`{s['name']}`", s["in"], s["out"], ", ".join(f"{k}: {v}" for k, v in s.get("dropped", {}).items()) or "-"] for s in report.get("stages", [])]
+    stages = [[f"`{stage_label(s)}`", s["in"], s["out"], ", ".join(f"{k}: {v}" for k, v in s.get("dropped", {}).items()) or "-"] for s in report.get("stages", [])]
     methods = [[f"`{m}`", n] for m, n in report.get("methods", {}).items()]
     rejected = [[f"`{r}`", n] for r, n in report.get("rejected", {}).items()]
     labels = report.get("labels", {})

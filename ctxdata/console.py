@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ctxdata.pipeline import stage_label
+
 # Progress and tables go to stderr so stdout stays clean for piping (e.g. `inspect --json`).
 console = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
@@ -70,7 +72,7 @@ def print_report(report: dict[str, Any], title: str | None = None) -> None:
     if report.get("records_rejected"):
         rows.append(["  records rejected (unusable)", report["records_rejected"]])
     for stage in report["stages"]:
-        rows.append([f"stage {stage['name']}", f"{stage['in']} -> {stage['out']}"])
+        rows.append([f"stage {stage_label(stage)}", f"{stage['in']} -> {stage['out']}"])
     for key, n in report.get("counters", {}).items():
         rows.append([f"  {key}", n])
     for method, n in report.get("methods", {}).items():

@@ -144,7 +144,7 @@ class PairOutput:
     # -- the end ---------------------------------------------------------------------------
     def finalize(self, n_tasks: int, *, inputs: int, global_ctx: RunContext, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Merge task outputs into the `datasets` layout, `rejects.jsonl` and `report.json`."""
-        stats: dict[str, StageStats] = {name: StageStats(name, s.n_in, s.n_out, Counter(s.dropped)) for name, s in global_ctx.stats.items()}
+        stats: dict[str, StageStats] = {name: StageStats(name, s.n_in, s.n_out, Counter(s.dropped), s.in_unit) for name, s in global_ctx.stats.items()}
         counters, methods, labels = Counter(global_ctx.counters), Counter(), Counter()
         shards, n_rows = [], 0
         rejects_parts = [self.work / "inputs.rejects.jsonl"]

@@ -43,11 +43,14 @@ class StageStats:
     n_in: int = 0
     n_out: int = 0
     dropped: Counter = field(default_factory=Counter)
+    in_unit: str = ""  # what `n_in` counts when it is not records (e.g. "files" for the reader)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "in": self.n_in, "out": self.n_out, "dropped": dict(sorted(self.dropped.items()))}
+        d = {"name": self.name, "in": self.n_in, "out": self.n_out, "dropped": dict(sorted(self.dropped.items()))}
+        return {**d, "in_unit": self.in_unit} if self.in_unit else d
 
     def merge(self, other: dict[str, Any]) -> None:
+        self.in_unit = self.in_unit or other.get("in_unit", "")
         self.n_in += other["in"]
         self.n_out += other["out"]
         self.dropped.update(other.get("dropped", {}))
@@ -94,6 +97,11 @@ class RunContext:
         return dict(sorted(total.items()))
 
 
+def stage_label(stage: dict[str, Any]) -> str:
+    """A report stage's name, saying what its input count counts when that is not records."""
+    return f"{stage['name']} ({stage['in_unit']} in)" if stage.get("in_unit") else stage["name"]
+
+
 def record_source(record: Any) -> str:
     """The best human-readable id of a record, for rejects."""
     for attr in ("source", "pair_id", "id", "record_id"):
@@ -108,6 +116,7 @@ class Stage:
 
     name: ClassVar[str] = "stage"
     reject_kind: ClassVar[str] = CANDIDATE
+    in_unit: ClassVar[str] = ""  # set when the stage's input is not records, e.g. "files"
 
     def run(self, records: Iterable[Any], ctx: RunContext) -> Iterator[Any]:
         raise NotImplementedError
@@ -145,5 +154,6 @@ def run_stages(stages: list[Stage], records: Iterable[Any], ctx: RunContext) -> 
     stream: Iterable[Any] = records
     for stage in stages:
         stats = ctx.stage(stage.name)
+        stats.in_unit = stats.in_unit or stage.in_unit
         stream = _counted(stage.run(_counted(stream, stats, "n_in"), ctx), stats, "n_out")
     return iter(stream)

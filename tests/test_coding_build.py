@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from ctxdata.cli.main import app
 from ctxdata.coding.build import CodingBuildConfig, build_coding
 from ctxdata.coding.mask import leaked_lines
+from ctxdata.coding.readers import discover_trace_files
 from ctxdata.coding.synth import SynthConfig, write_traces
 from ctxdata.errors import CtxdataError
 from ctxdata.io import iter_rows
@@ -57,6 +58,9 @@ def test_a_folder_mixing_every_shared_format(shared_traces, tmp_path):
     assert report["inputs"] == 34 and report["inputs_rejected"] == 0  # 20 + 5 + 5 + 1 + 3 records, all parse
     assert "mini-swe-agent" in formats
     _assert_invariants(report, _rows(tmp_path / "mixed"))
+    # The reader counts files in and records out (26 files hold the 34 records); the report says so.
+    read = next(s for s in report["stages"] if s["name"] == "read")
+    assert read["in_unit"] == "files" and read["in"] == len(discover_trace_files(shared_traces)) < read["out"] == 34
 
 
 def _write_bad_inputs(folder: Path) -> dict[str, str]:

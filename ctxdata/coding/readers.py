@@ -104,6 +104,7 @@ class ReadTrajectories(Stage):
 
     name = "read"
     reject_kind = INPUT
+    in_unit = "files"  # files (or folders) in, trajectory records out
 
     def __init__(self, fmt: str | None = None, results_path: str | Path | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, with_steps: bool = True) -> None:
         check_fmt(fmt)

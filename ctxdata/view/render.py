@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ctxdata.io import iter_rows, read_report
+from ctxdata.pipeline import stage_label
 from ctxdata.view.images import difference_heatmap, image_data_url
 
 STEP_HEADER = re.compile(r"^## Step (\d+)\s*$", re.M)
@@ -163,7 +164,7 @@ def summary_html(report: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         body = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in items)
         return f"<table><caption>{esc(title)}</caption>{body or '<tr><td>none</td><td></td></tr>'}</table>"
 
-    stages = [(s["name"], f"{s['in']} -> {s['out']}") for s in report.get("stages", [])]
+    stages = [(stage_label(s), f"{s['in']} -> {s['out']}") for s in report.get("stages", [])]
     totals = [("inputs", report.get("inputs", 0)), ("inputs rejected", report.get("inputs_rejected", 0)),
               ("candidates rejected", report.get("candidates_rejected", 0)), ("pairs", report.get("pairs", 0)),
               ("labels A/B", f"{report.get('labels', {}).get('A', 0)}/{report.get('labels', {}).get('B', 0)}"),
