@@ -5,8 +5,8 @@ For each size N (default 1k, 10k, 50k) it makes a realistic synthetic set with
 then, each in a fresh subprocess so peak RSS is the run's own:
 
 - the peer: `json.loads` of every trajectory file (and nothing else);
-- ctxdata: the whole `build-coding` pipeline (read, sign, cascade, re-read, mask, render, verify, write);
-- for the breakdown, the signature pass alone (phase 1: read + sign every trajectory, same workers).
+- ctxdata: the whole `build-coding` pipeline (read, sign, render + store, cascade, mask, verify, write);
+- for the breakdown, phase 1 alone (read + sign + render and store every trajectory, same workers).
 
 Targets (issue #2): time grows at most ~1.2x per 10x of input beyond linear; peak RSS at 50k
 under 1.5 GiB and growing far slower than the input; throughput >= 0.5x the plain parse.
@@ -52,10 +52,14 @@ print(json.dumps({"seconds": dt, "pairs": report["pairs"], "inputs": report["inp
 
 SIGN = r"""
 import json, sys, time
+from pathlib import Path
 from ctxdata.coding.build import CodingBuildConfig, collect_signatures
+from ctxdata.parallel import worker_pool
 from ctxdata.pipeline import RunContext
+config = CodingBuildConfig(traces=[sys.argv[1]], out=sys.argv[2], workers=int(sys.argv[3]))
 t = time.perf_counter()
-sigs, _ = collect_signatures(CodingBuildConfig(traces=[sys.argv[1]], out=sys.argv[2], workers=int(sys.argv[3])), RunContext())
+with worker_pool(config.workers) as pool:
+    sigs = collect_signatures(config, RunContext(), Path(sys.argv[2]) / "contexts", pool=pool)
 print(json.dumps({"seconds": time.perf_counter() - t, "signed": len(sigs)}))
 """
 

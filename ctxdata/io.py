@@ -236,12 +236,13 @@ def run_tasks(
     to_row: Callable[[Any], dict[str, Any]] = pair_to_row,
     on_task: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    pool: Any = None,
 ) -> int:
     """Run `stages` over each task's items, writing one shard per task; skip finished tasks.
 
     Tasks are independent, so `workers > 1` runs them in spawned processes (stages and `to_row`
-    must then be picklable); each task still writes its own shard, so the bytes do not depend on
-    the number of workers. Returns how many tasks a previous run had already finished.
+    must then be picklable), or on an existing `parallel.worker_pool`; each task still writes its
+    own shard, so the bytes do not depend on the number of workers. Returns how many tasks a previous run had already finished.
     `on_task(task_index, n_items)` is called after each task (for progress bars).
     """
     from ctxdata.parallel import map_ordered
@@ -252,7 +253,7 @@ def run_tasks(
         if on_task is not None:
             on_task(index, len(tasks[index]))
     jobs = [(output, stages, to_row, i, tasks[i]) for i in todo]
-    for job, _ in zip(jobs, map_ordered(run_one_task, jobs, workers)):
+    for job, _ in zip(jobs, map_ordered(run_one_task, jobs, workers, pool=pool)):
         if on_task is not None:
             on_task(job[3], len(job[4]))
     return len(tasks) - len(todo)

@@ -8,6 +8,7 @@ process (`min_items`).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 
@@ -16,18 +17,31 @@ def resolve_workers(workers: int) -> int:
     return max(1, os.cpu_count() or 1) if workers <= 0 else workers
 
 
-def map_ordered(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, *, min_items: int = 2) -> Iterator[Any]:
-    """Yield `fn(item)` for each item, in order, on up to `workers` processes."""
-    workers = min(resolve_workers(workers), len(items))
-    if workers <= 1 or len(items) < min_items:
-        for item in items:
-            yield fn(item)
+@contextmanager
+def worker_pool(workers: int) -> Iterator[Any]:
+    """One pool of spawned processes to share between phases (start-up is paid once), or None for 1."""
+    workers = resolve_workers(workers)
+    if workers <= 1:
+        yield None
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def map_ordered(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, *, pool: Any = None, min_items: int = 2) -> Iterator[Any]:
+    """Yield `fn(item)` for each item, in order, on `pool` or on up to `workers` new processes."""
+    if len(items) < min_items or (pool is None and min(resolve_workers(workers), len(items)) <= 1):
+        for item in items:
+            yield fn(item)
+        return
+    if pool is not None:
         yield from pool.map(fn, items, chunksize=1)
+        return
+    with worker_pool(min(resolve_workers(workers), len(items))) as own:
+        yield from own.map(fn, items, chunksize=1)
 
 
 def chunked(items: Sequence[Any], n_chunks: int) -> list[Sequence[Any]]:

@@ -2,17 +2,18 @@
 
     python pipelines/coding_pairs.py TRACES_DIR OUT_DIR
 
-Phase 1 reads every trajectory cheaply and keeps only a signature; the cascade mines candidate
-pairs from the signatures. Phase 2 works task by task (one shard each, resumable): re-read the two
-trajectories, mask both patches in both, render, verify.
+Phase 1 reads every trajectory once, keeps only a signature in memory and stores the rendered
+context on disk; the cascade mines candidate pairs from the signatures. Phase 2 works task by task
+(one shard each, resumable): read the two stored contexts, mask both patches in both, verify.
 """
 
 import sys
 from pathlib import Path
 
-from ctxdata.coding.build import LoadPairTrajectories, MaskAndRender
+from ctxdata.coding.build import MaskContexts
 from ctxdata.coding.cascade import CascadeConfig, DropDuplicateInstances, SignTrajectories, mine_candidates
 from ctxdata.coding.readers import ReadTrajectories
+from ctxdata.coding.store import ContextWriter, LoadContexts, StoreContexts
 from ctxdata.io import PairOutput, run_tasks
 from ctxdata.pipeline import RunContext, run_stages
 from ctxdata.verify.checks import VerifyPairs
@@ -21,20 +22,28 @@ from ctxdata.verify.coding import coding_checks
 traces, out = Path(sys.argv[1]), Path(sys.argv[2])
 cascade = CascadeConfig(levels=("repo", "commit", "file", "function", "issue"), seed=0)
 
-# Phase 1: files -> trajectories (light) -> signatures -> candidates.
-reader = ReadTrajectories(with_steps=False)  # steps are checked, not kept: memory stays small
-signature_stages = [reader, SignTrajectories(), DropDuplicateInstances()]
+output = PairOutput(out, {"traces": str(traces), "pipeline": "pipelines/coding_pairs.py", "seed": cascade.seed}, command="coding_pairs")
+store = output.work / "contexts"
+
+# Phase 1: files -> trajectories -> signatures (contexts rendered to the store) -> candidates.
+writer = ContextWriter(store, "all.bin")
+signature_stages = [
+    ReadTrajectories(),  # every record, parsed once
+    SignTrajectories(keep_trajectory=True),  # repo, commit, files, functions, issue MinHash
+    StoreContexts(writer, max_context_tokens=4096),  # diff blocks masked, rendered, written to disk
+    DropDuplicateInstances(),
+]
 ctx = RunContext()
 signatures = list(run_stages(signature_stages, [traces], ctx))
+writer.close()
 candidates = mine_candidates(signatures, cascade, ctx)
 
 # Phase 2: candidates -> verified pairs, 256 per shard.
 pair_stages = [
-    LoadPairTrajectories(results=None, max_record_bytes=64 << 20),  # full re-read of both trajectories
-    MaskAndRender(max_context_tokens=4096),  # mask both patches in both, render, assign A/B
+    LoadContexts(store),  # the two stored contexts, one pread each
+    MaskContexts(),  # mask both patches and both ids in both, assign A/B
     VerifyPairs(coding_checks(max_length_ratio=2.0)),  # differ, no leak, length band, no id shortcut
 ]
-output = PairOutput(out, {"traces": str(traces), "pipeline": "pipelines/coding_pairs.py", "seed": cascade.seed}, command="coding_pairs")
 output.write_input_rejects(ctx.rejects)
 tasks = [candidates[i : i + 256] for i in range(0, len(candidates), 256)]
 run_tasks(output, tasks, pair_stages)

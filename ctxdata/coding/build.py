@@ -1,29 +1,31 @@
 """`build-coding`: agent trajectories -> verified contrastive pairs, as a resumable output folder.
 
-Two phases, both plain lists of stages:
+Two phases, both plain lists of stages, on one pool of worker processes:
 
-1. global and light: read every trajectory record (the signature pass: steps are checked, not
-   kept), sign it (repo, commit, files, functions, issue MinHash), mine candidates with the
-   condition-filtering cascade;
-2. per task of `shard_size` candidates (the unit of resume): re-read the two trajectories, mask
-   both patches in both, render under the token budget, verify, optionally judge, write a shard.
+1. per slice of files: read every trajectory record once, sign it (repo, commit, files,
+   functions, issue MinHash) and store its rendered context (diff blocks masked) on disk, so
+   memory holds only signatures; then, globally, mine candidates with the cascade;
+2. per task of `shard_size` candidates (the unit of resume): read the two stored contexts, mask
+   both patches and both ids in both, verify, optionally judge, write a shard.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateInstances, SignTrajectories, embed_issues, mine_candidates
-from ctxdata.coding.mask import mask_trajectory
-from ctxdata.coding.readers import ReadTrajectories, discover_trace_files, load_trajectory
-from ctxdata.coding.render import estimate_tokens, render_trajectory
+from ctxdata.coding.mask import mask_context
+from ctxdata.coding.readers import ReadTrajectories, discover_trace_files
+from ctxdata.coding.render import estimate_tokens
 from ctxdata.coding.similarity import line_jaccard
-from ctxdata.coding.trajectory import Trajectory
+from ctxdata.coding.store import ContextWriter, LoadContexts, StoreContexts
 from ctxdata.errors import ConfigError, CtxdataError
 from ctxdata.io import PairOutput, run_tasks, write_json
+from ctxdata.parallel import worker_pool
 from ctxdata.pipeline import RunContext, Stage, run_stages
 from ctxdata.schema import Pair
 from ctxdata.verify.checks import VerifyPairs
@@ -82,50 +84,22 @@ class CodingBuildConfig:
         return d
 
 
-class LoadPairTrajectories(Stage):
-    """Candidate -> (candidate, anchor, confounder): re-read the two full trajectories."""
+class MaskContexts(Stage):
+    """(candidate, anchor, confounder) -> Pair: mask both patches and both ids in both rendered contexts."""
 
-    name = "load"
-
-    def __init__(self, results: dict | None, max_record_bytes: int) -> None:
-        self.results = results
-        self.max_record_bytes = max_record_bytes
-        self._cache: dict[str, Trajectory] = {}
-
-    def _load(self, location: str) -> Trajectory:
-        if location not in self._cache:
-            if len(self._cache) > 64:  # candidates of one block are adjacent: a small cache is enough
-                self._cache.clear()
-            self._cache[location] = load_trajectory(location, self.results, max_record_bytes=self.max_record_bytes)
-        return self._cache[location]
-
-    def run(self, records: Iterable[Candidate], ctx: RunContext) -> Iterator[tuple]:
-        for cand in records:
-            try:
-                yield cand, self._load(cand.anchor_location), self._load(cand.confounder_location)
-            except CtxdataError as exc:  # the file changed or vanished since the signature pass
-                ctx.reject(cand.source, "reread_failed", str(exc), stage=self.name)
-
-
-class MaskAndRender(Stage):
-    """Mask both patches (and instance ids) in both trajectories, render them, build the Pair."""
-
-    name = "mask_render"
-
-    def __init__(self, max_context_tokens: int) -> None:
-        self.max_context_tokens = max_context_tokens
+    name = "mask"
 
     def run(self, records: Iterable[tuple], ctx: RunContext) -> Iterator[Pair]:
         for cand, anchor, confounder in records:
             patches, ids = [anchor.patch, confounder.patch], [anchor.id, confounder.id]
-            texts = [render_trajectory(mask_trajectory(t, patches, ids), self.max_context_tokens) for t in (anchor, confounder)]
+            texts = [mask_context(c.text, patches, ids) for c in (anchor, confounder)]
             if not texts[0].strip() or not texts[1].strip():
                 ctx.reject(cand.source, "empty_context", "a trajectory rendered to no text", stage=self.name)
                 continue
             a_text, b_text = texts if cand.label == "A" else texts[::-1]
             meta = dict(cand.meta, level=cand.level, anchor_source=anchor.source, confounder_source=confounder.source,
                         anchor_format=anchor.format, confounder_format=confounder.format,
-                        anchor_steps=len(anchor.steps), confounder_steps=len(confounder.steps),
+                        anchor_steps=anchor.n_steps, confounder_steps=confounder.n_steps,
                         tokens_a=estimate_tokens(a_text), tokens_b=estimate_tokens(b_text), similarity_measure="line-jaccard")
             yield Pair(
                 domain="coding", query=anchor.issue, answer=anchor.patch, answer_confounder=confounder.patch,
@@ -134,11 +108,11 @@ class MaskAndRender(Stage):
             )
 
 
-def pair_stages(config: CodingBuildConfig, results: dict | None) -> list[Stage]:
+def pair_stages(config: CodingBuildConfig, store: Path) -> list[Stage]:
     """Phase 2: the per-task stages, candidate in, verified pair out."""
     stages: list[Stage] = [
-        LoadPairTrajectories(results, config.max_record_bytes),
-        MaskAndRender(config.max_context_tokens),
+        LoadContexts(store),
+        MaskContexts(),
         VerifyPairs(coding_checks(config.max_length_ratio)),
     ]
     if config.judge != "none":
@@ -148,28 +122,38 @@ def pair_stages(config: CodingBuildConfig, results: dict | None) -> list[Stage]:
     return stages
 
 
+def signature_stages(config: CodingBuildConfig, writer: ContextWriter) -> list[Stage]:
+    """Phase 1, per slice of files: read each record once, sign it, store its rendered context."""
+    return [
+        ReadTrajectories(config.format, config.results, config.max_record_bytes),
+        SignTrajectories(keep_issue_text=config.cascade.issue_similarity == "embedding", keep_trajectory=True),
+        StoreContexts(writer, config.max_context_tokens),
+    ]
+
+
 def _sign_files(args: tuple) -> tuple[list, RunContext]:
-    """Read and sign one slice of the files (in a worker process when parallel)."""
-    config, files = args
+    """Read, sign and store one slice of the files (in a worker process when parallel)."""
+    config, store, index, files = args
     ctx = RunContext()
-    reader = ReadTrajectories(config.format, config.results, config.max_record_bytes, with_steps=False)
-    sign = SignTrajectories(keep_issue_text=config.cascade.issue_similarity == "embedding")
-    return list(run_stages([reader, sign], files, ctx)), ctx
+    writer = ContextWriter(store, f"slice-{index:05d}.bin")
+    sigs = list(run_stages(signature_stages(config, writer), files, ctx))
+    writer.close()
+    return sigs, ctx
 
 
-def collect_signatures(config: CodingBuildConfig, ctx: RunContext, on_files=None) -> tuple[list, ReadTrajectories]:
-    """Phase 1: read every record (light pass) and sign it; returns the signatures and the reader."""
+def collect_signatures(config: CodingBuildConfig, ctx: RunContext, store: Path, on_files=None, pool=None) -> list:
+    """Phase 1: read every record once, sign it and store its rendered context; returns the signatures."""
     from ctxdata.parallel import chunked, map_ordered, resolve_workers
 
     files = [f for t in config.traces for f in discover_trace_files(Path(t))]
     if not files:
         raise CtxdataError(f"no trajectory files (.json, .jsonl, .traj, .parquet) under {', '.join(config.traces)}")
-    reader = ReadTrajectories(config.format, config.results, config.max_record_bytes, with_steps=False)
     # Slices in file order, merged in order: the signatures (so the pairs) do not depend on workers.
     workers = resolve_workers(config.workers) if len(files) >= PARALLEL_MIN_FILES else 1
     slices = chunked(files, workers * 8)
+    jobs = [(config, store, i, s) for i, s in enumerate(slices)]
     signed = []
-    for (sigs_part, part_ctx), part in zip(map_ordered(_sign_files, [(config, s) for s in slices], workers), slices):
+    for (sigs_part, part_ctx), part in zip(map_ordered(_sign_files, jobs, workers, pool=pool if workers > 1 else None), slices):
         signed.extend(sigs_part)
         ctx.merge(part_ctx)
         if on_files:
@@ -180,7 +164,7 @@ def collect_signatures(config: CodingBuildConfig, ctx: RunContext, on_files=None
         embed_issues(sigs, [s.issue_text for s in sigs])
         for s in sigs:
             s.issue_text = ""
-    return sigs, reader
+    return sigs
 
 
 def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
@@ -193,19 +177,24 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
     ctx = RunContext()
     read_task = progress.add_task("reading trajectories (files)", total=None) if progress else None
     on_files = (lambda total, n: progress.update(read_task, total=total, advance=n)) if progress else None
-    sigs, reader = collect_signatures(config, ctx, on_files)
-    candidates = mine_candidates(sigs, config.cascade, ctx)
-    output.write_input_rejects(ctx.rejects)
-    inputs = ctx.counters.pop("inputs", 0)
-    tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
-    pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
-    on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
-    skipped = run_tasks(output, tasks, pair_stages(config, reader.results()), on_task=on_task,
-                        workers=config.workers if len(candidates) >= PARALLEL_MIN_CANDIDATES else 1)
+    store = output.work / "contexts"
+    with worker_pool(config.workers) as pool:  # one pool for both phases: start-up is paid once
+        sigs = collect_signatures(config, ctx, store, on_files, pool)
+        candidates = mine_candidates(sigs, config.cascade, ctx)
+        n_signed = len(sigs)
+        del sigs
+        output.write_input_rejects(ctx.rejects)
+        inputs = ctx.counters.pop("inputs", 0)
+        tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
+        pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
+        on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
+        skipped = run_tasks(output, tasks, pair_stages(config, store), on_task=on_task,
+                            pool=pool if len(candidates) >= PARALLEL_MIN_CANDIDATES else None)
+    shutil.rmtree(store, ignore_errors=True)  # rebuilt by phase 1 of any rerun
     read = ctx.stats["read"].n_out if "read" in ctx.stats else 0
     report = output.finalize(len(tasks), inputs=inputs, global_ctx=ctx, extra={
         "trajectories_read": read,
-        "trajectories_signed": len(sigs),
+        "trajectories_signed": n_signed,
         "candidates": len(candidates),
         "resumed_tasks": skipped,
     })

@@ -9,7 +9,8 @@ level it reaches, and recorded in `method` as `condition:<level>`.
 
 Cost stays linear in the input: each block is ordered by a seeded hash and each member is only
 compared with the next `window` members, so a block of size g costs O(g * window), never O(g^2).
-Only light `Signature`s are kept in memory; full trajectories are re-read per pair later.
+Only light `Signature`s are kept in memory; what a pair needs of a trajectory is stored on disk
+(`ctxdata.coding.store`) and read back per pair.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class Signature:
     resolved: bool | None
     issue_vector: np.ndarray | None = None
     issue_text: str = ""  # kept only when issues are embedded, then cleared
+    context: tuple | None = None  # the stored rendered context (`store.ContextRef`), once stored
+    trajectory: Trajectory | None = field(default=None, repr=False, compare=False)  # held only until stored
 
     def keys(self, depth: int, levels: Sequence[str]) -> list[tuple[str, ...]]:
         """The block keys of this trajectory at blocking level `levels[depth]`."""
@@ -106,8 +109,9 @@ class SignTrajectories(Stage):
     name = "sign"
     reject_kind = RECORD
 
-    def __init__(self, keep_issue_text: bool = False) -> None:
+    def __init__(self, keep_issue_text: bool = False, keep_trajectory: bool = False) -> None:
         self.keep_issue_text = keep_issue_text  # for embedding-based issue similarity
+        self.keep_trajectory = keep_trajectory  # hand the trajectory on to `StoreContexts`
 
     def run(self, records: Iterable[Trajectory], ctx: RunContext) -> Iterator[Signature]:
         for traj in records:
@@ -135,6 +139,7 @@ class SignTrajectories(Stage):
                 patch_digest=hashlib.sha1(_normalise_patch(traj.patch).encode()).hexdigest(),
                 resolved=traj.outcome.resolved,
                 issue_text=traj.issue if self.keep_issue_text else "",
+                trajectory=traj if self.keep_trajectory else None,
             )
 
 
@@ -171,6 +176,8 @@ class Candidate:
     issue_similarity: float
     label: str = "A"
     meta: dict[str, Any] = field(default_factory=dict)
+    anchor_context: tuple | None = None  # `store.ContextRef`s of the two rendered contexts
+    confounder_context: tuple | None = None
 
     @property
     def source(self) -> str:
@@ -193,14 +200,27 @@ def _window_similarities(members: Sequence[Signature], window: int) -> list[np.n
     return [(hashes[:-k] == hashes[k:]).mean(axis=1) for k in range(1, min(window, len(members) - 1) + 1)]
 
 
+def _window_candidates(members: np.ndarray, sims: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every windowed pair of a block as (lower index, higher index, issue similarity) arrays."""
+    a = np.concatenate([members[: len(s)] for s in sims])
+    b = np.concatenate([members[k : k + len(s)] for k, s in enumerate(sims, start=1)])
+    return np.minimum(a, b), np.maximum(a, b), np.concatenate(sims).astype(np.float64)
+
+
 def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunContext | None = None) -> list[Candidate]:
     """Candidate pairs at the deepest level each reaches, deepest levels first, labels balanced."""
     blocking = [lv for lv in config.levels if lv in BLOCKING]
     use_issue = "issue" in config.levels
     min_rank = LEVELS.index(config.min_level)
-    used: Counter = Counter()
+    cap = config.max_pairs_per_trajectory
+    used = np.zeros(len(sigs), dtype=np.int64)
     seen: set[tuple[int, int]] = set()
     candidates: list[Candidate] = []
+    # Per-signature facts computed once, not per block: the seeded block order, the rank of the id
+    # (the tie-break of equal similarities), and the patch digest as an integer.
+    order = [_seeded_key(config.seed, sig.id) for sig in sigs]
+    id_rank = np.unique([sig.id for sig in sigs], return_inverse=True)[1].reshape(-1) if sigs else np.zeros(0, dtype=np.int64)
+    digest = np.unique([sig.patch_digest for sig in sigs], return_inverse=True)[1].reshape(-1) if sigs else np.zeros(0, dtype=np.int64)
     for depth in reversed(range(len(blocking))):
         level = blocking[depth]
         if LEVELS.index(level) < min_rank and not use_issue:
@@ -210,34 +230,29 @@ def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunCo
             for key in sig.keys(depth, blocking):
                 blocks[key].append(idx)
         for key in sorted(blocks):
-            members = sorted(set(blocks[key]), key=lambda i: _seeded_key(config.seed, sigs[i].id))
+            members = sorted(set(blocks[key]), key=order.__getitem__)
             if len(members) < 2:
                 continue
             # Compare each member with a bounded window of others, then match greedily, most
-            # similar issues first, under the per-trajectory cap.
-            scored = []
-            for offset, sims in enumerate(_window_similarities([sigs[i] for i in members], config.window), start=1):
-                for pos, sim in enumerate(sims):
-                    i, j = members[pos], members[pos + offset]
-                    pair = (min(i, j), max(i, j))
-                    if pair in seen or sigs[i].patch_digest == sigs[j].patch_digest:
-                        continue
-                    scored.append((-float(sim), sigs[pair[0]].id, sigs[pair[1]].id, pair))
-            for neg_sim, _, _, pair in sorted(scored):
-                i, j = pair
-                if pair in seen or used[i] >= config.max_pairs_per_trajectory or used[j] >= config.max_pairs_per_trajectory:
+            # similar issues first (ties by id), under the per-trajectory cap.
+            lo, hi, sim = _window_candidates(np.asarray(members), _window_similarities([sigs[i] for i in members], config.window))
+            open_ = (digest[lo] != digest[hi]) & (used[lo] < cap) & (used[hi] < cap)
+            lo, hi, sim = lo[open_], hi[open_], sim[open_]
+            for k in np.lexsort((hi, lo, id_rank[hi], id_rank[lo], -sim)):
+                i, j = int(lo[k]), int(hi[k])
+                if used[i] >= cap or used[j] >= cap or (i, j) in seen:
                     continue
-                reached = _reached_level(level, -neg_sim, sigs[i], sigs[j], config, deepest=depth == len(blocking) - 1)
+                reached = _reached_level(level, float(sim[k]), sigs[i], sigs[j], config, deepest=depth == len(blocking) - 1)
                 if LEVELS.index(reached) < min_rank:
                     continue
-                seen.add(pair)
+                seen.add((i, j))
                 used[i] += 1
                 used[j] += 1
-                candidates.append(_make_candidate(sigs[i], sigs[j], reached, key, -neg_sim, config))
+                candidates.append(_make_candidate(sigs[i], sigs[j], reached, key, float(sim[k]), config))
     _assign_labels(candidates, config.seed)
     if ctx is not None:
         ctx.counters.update(Counter(f"level:{c.level}" for c in candidates))
-        ctx.counters["unpaired trajectories"] += sum(1 for i in range(len(sigs)) if used[i] == 0)
+        ctx.counters["unpaired trajectories"] += int((used == 0).sum())
     return candidates
 
 
@@ -263,6 +278,8 @@ def _make_candidate(a: Signature, b: Signature, level: str, block: tuple[str, ..
         level=level,
         block=block,
         issue_similarity=round(issue_sim, 6),
+        anchor_context=anchor.context,
+        confounder_context=confounder.context,
         meta={
             "repo": anchor.repo,
             "commit_known": bool(anchor.commit and confounder.commit),

@@ -30,7 +30,7 @@ _DIFF_LINE = re.compile(r"^(diff --git |index |--- |\+\+\+ |@@ |[ +\-\\]|new fil
 
 @lru_cache(maxsize=4096)
 def _significant(patch: str) -> tuple[str, ...]:
-    lines = {line.strip() for line in parse_patch(patch).added_lines}
+    lines = {line.strip() for line in parse_patch(patch, functions=False).added_lines}
     return tuple(sorted(line for line in lines if len(line.replace(" ", "")) >= MIN_SIGNIFICANT_CHARS and not _PUNCT_ONLY.match(line)))
 
 
@@ -91,18 +91,34 @@ def id_tokens(ident: str) -> list[str]:
     return tokens + ([m.group(1)] if m else [])
 
 
-# A number as a whole word (not inside a longer number, identifier or dotted version): one
-# precompiled pattern for every id's issue number, instead of a pattern compiled per id.
-_WORD_NUMBER = re.compile(r"(?<![\w.])\d+(?!\w)")
+def word_starts(text: str, token: str) -> list[int]:
+    """Offsets where `token` stands as a whole word: not inside a longer number, identifier or dotted version.
+
+    The same test as the regex `(?<![\\w.])TOKEN(?!\\w)`, but found with `str.find` and a look at the
+    characters around each hit, so no pattern is compiled per id and no callback runs per number.
+    """
+    starts, size, i = [], len(token), text.find(token)
+    while i != -1:
+        before = text[i - 1] if i else " "
+        after = text[i + size] if i + size < len(text) else " "
+        if not (before.isalnum() or before in "_.") and not (after.isalnum() or after == "_"):
+            starts.append(i)
+        i = text.find(token, i + 1)
+    return starts
 
 
 def _mask_tokens(text: str, tokens: list[str]) -> str:
     for token in tokens:
-        if token in text:  # substring first: the regex only runs when it can match
-            if token.isdigit():
-                text = _WORD_NUMBER.sub(lambda m: ID_MASK if m.group() == token else m.group(), text)
-            else:
-                text = text.replace(token, ID_MASK)
+        if token not in text:
+            continue
+        if token.isdigit():  # an issue number: only as a whole word, `10097` but not `110097` or `1.10097`
+            pieces, pos = [], 0
+            for start in word_starts(text, token):
+                pieces += (text[pos:start], ID_MASK)
+                pos = start + len(token)
+            text = "".join(pieces) + text[pos:] if pieces else text
+        else:
+            text = text.replace(token, ID_MASK)
     return text
 
 
@@ -127,6 +143,12 @@ def mask_trajectory(traj: Trajectory, patches: list[str], ids: list[str]) -> Tra
         texts = [_mask_tokens(mask_lines(t, needles), tokens) for t in texts]
     steps = [Step(thought=texts[3 * i], action=texts[3 * i + 1], observation=texts[3 * i + 2], returncode=s.returncode) for i, s in enumerate(traj.steps)]
     return replace(traj, steps=steps, patch=PATCH_MASK)
+
+
+def mask_context(text: str, patches: list[str], ids: list[str]) -> str:
+    """Mask, in an already rendered context, every line holding a significant line of `patches`, and `ids`."""
+    needles = sorted({line for patch in patches for line in significant_lines(patch)}, key=len, reverse=True)
+    return _mask_tokens(mask_lines(text, needles), [t for ident in ids for t in id_tokens(ident)])
 
 
 def leaked_lines(text: str, patches: list[str]) -> list[str]:

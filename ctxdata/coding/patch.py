@@ -88,8 +88,8 @@ class _FileState:
         return self.old if self.new in ("", "/dev/null", "dev/null") else self.new
 
 
-def parse_patch(diff: str) -> PatchInfo:
-    """Files, hunks, changed lines and the innermost enclosing function of each hunk."""
+def parse_patch(diff: str, functions: bool = True) -> PatchInfo:
+    """Files, hunks, changed lines and (unless `functions=False`) the innermost enclosing function of each hunk."""
     info = PatchInfo()
     if not isinstance(diff, str) or not diff:
         return info
@@ -123,7 +123,7 @@ def parse_patch(diff: str) -> PatchInfo:
         elif line.startswith("@@") and cur is not None:
             m = _HUNK.match(line)
             if m:
-                i = _read_hunk(lines, i, m, cur.path, info)
+                i = _read_hunk(lines, i, m, cur.path, info, functions)
                 continue
         i += 1
     for hunk in info.hunks:
@@ -145,7 +145,7 @@ def _replace_file(info: PatchInfo, old: str, new: str) -> None:
         _add_file(info, new)
 
 
-def _read_hunk(lines: list[str], i: int, m: re.Match, path: str, info: PatchInfo) -> int:
+def _read_hunk(lines: list[str], i: int, m: re.Match, path: str, info: PatchInfo, functions: bool = True) -> int:
     """Consume one hunk starting at line i (its header); returns the index after it."""
     old_left = int(m.group(2)) if m.group(2) is not None else 1
     new_left = int(m.group(4)) if m.group(4) is not None else 1
@@ -171,7 +171,8 @@ def _read_hunk(lines: list[str], i: int, m: re.Match, path: str, info: PatchInfo
             break  # malformed (counts too large): stop at the first foreign line
         body.append(line)
         i += 1
-    hunk.functions = enclosing_functions(m.group(5), body, python=path.endswith((".py", ".pyi", ".pyx")))
+    if functions:
+        hunk.functions = enclosing_functions(m.group(5), body, python=path.endswith((".py", ".pyi", ".pyx")))
     hunk.function = hunk.functions[0] if hunk.functions else ""
     info.hunks.append(hunk)
     info.added_lines.extend(hunk.added)

@@ -35,17 +35,14 @@ def _clip(text: str, limit: int) -> str:
     return f"{text[:head]}\n[... {len(text) - limit} chars elided ...]\n{text[-tail:]}"
 
 
-def _render_step(index: int, step: Step, obs_limit: int) -> str:
-    parts = [f"## Step {index}"]
+def _step_frame(index: int, step: Step) -> tuple[str, str]:
+    """What a rendered step holds besides its observation: the head (title, thought, action) and the exit line."""
+    head = f"## Step {index}"
     if step.thought.strip():
-        parts.append("THOUGHT: " + _clip(step.thought, MAX_THOUGHT_CHARS))
+        head += "\nTHOUGHT: " + _clip(step.thought, MAX_THOUGHT_CHARS)
     if step.action.strip():
-        parts.append("$ " + _clip(step.action, MAX_ACTION_CHARS))
-    if step.observation.strip():
-        parts.append(_clip(step.observation, obs_limit))
-    if step.returncode is not None:
-        parts.append(f"(exit {step.returncode})")
-    return "\n".join(parts)
+        head += "\n$ " + _clip(step.action, MAX_ACTION_CHARS)
+    return head, ("" if step.returncode is None else f"\n(exit {step.returncode})")
 
 
 def _fair_share(lengths: list[int], budget: int) -> int:
@@ -65,11 +62,12 @@ def render_trajectory(traj: Trajectory, max_tokens: int = 4096) -> str:
     steps = traj.steps
     if not steps:
         return ""
-    fixed = sum(len(_render_step(i, Step(s.thought, s.action, "", s.returncode), 0)) + 1 for i, s in enumerate(steps, 1))
+    frames = [_step_frame(i, s) for i, s in enumerate(steps, 1)]  # each step's frame is built once
+    fixed = sum(len(head) + len(tail) + 1 for head, tail in frames)
     lengths = [len(s.observation.strip("\n")) for s in steps]
     # Each cut observation gains an elision marker line (~40 chars): reserve it up front.
     limit = _fair_share(lengths, max(0, budget - fixed - 40 * sum(1 for n in lengths if n)))
-    rendered = [_render_step(i, s, limit) for i, s in enumerate(steps, 1)]
+    rendered = [head + "\n" + _clip(s.observation, limit) + tail if s.observation.strip() else head + tail for (head, tail), s in zip(frames, steps)]
     text = "\n".join(rendered)
     if len(text) <= budget:
         return text

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from ctxdata.coding.mask import id_tokens, leaked_lines
+from ctxdata.coding.mask import id_tokens, leaked_lines, word_starts
 from ctxdata.errors import ConfigError
 from ctxdata.schema import Check, Pair
 
@@ -56,10 +54,7 @@ class NoIdShortcut:
         a, b = pair.context_a_text or "", pair.context_b_text or ""
         for ident in (pair.anchor_id, pair.confounder_id):
             for token in id_tokens(ident):
-                if token not in a and token not in b:
-                    continue
-                pattern = re.compile(rf"(?<![\w.]){re.escape(token)}(?![\w])")
-                if pattern.search(a) or pattern.search(b):
+                if word_starts(a, token) or word_starts(b, token):
                     return Check(self.name, False, 1.0, f"instance id {token!r} appears in a context")
         repos = {pair.meta.get("repo", ""), pair.meta.get("confounder_repo", "")} - {""}
         for repo in repos:

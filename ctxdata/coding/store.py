@@ -1,0 +1,139 @@
+"""Rendered contexts, written once in phase 1 and read back per pair in phase 2.
+
+Phase 1 parses every trajectory exactly once. What a pair will need of it (issue, patch, the
+steps rendered under the token budget with diff blocks already masked) goes to an append-only
+file per slice of input files under `out/_work/contexts/`; the in-memory `Signature` keeps only
+a `ContextRef` (file, offset, length). Phase 2 then reads two contexts with one `pread` each
+instead of re-reading and re-parsing two trajectories, and masks only what depends on the pair:
+the lines of both patches and both instance ids.
+
+Files are written under a temporary name and renamed when the slice is complete, so a killed
+run never leaves a half-written store behind a finished name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
+
+import orjson
+
+from ctxdata.coding.cascade import Candidate, Signature
+from ctxdata.coding.mask import mask_diff_blocks
+from ctxdata.coding.render import render_trajectory
+from ctxdata.coding.trajectory import Step, Trajectory
+from ctxdata.errors import CtxdataError
+from ctxdata.pipeline import RunContext, Stage
+
+
+class ContextRef(NamedTuple):
+    """Where one stored context lives: file name in the store folder, byte offset, byte length."""
+
+    file: str
+    offset: int
+    length: int
+
+
+@dataclass
+class StoredContext:
+    """What phase 2 needs of one trajectory; `text` is rendered, diff blocks masked, lines not yet."""
+
+    id: str
+    source: str
+    format: str
+    issue: str
+    patch: str
+    n_steps: int
+    text: str
+
+
+def prepare_context(traj: Trajectory, max_tokens: int) -> StoredContext:
+    """Mask every diff block (pair-independent), then render under the budget."""
+    steps = [Step(mask_diff_blocks(s.thought), mask_diff_blocks(s.action), mask_diff_blocks(s.observation), s.returncode) for s in traj.steps]
+    text = render_trajectory(replace(traj, steps=steps), max_tokens)
+    return StoredContext(traj.id, traj.source, traj.format, traj.issue, traj.patch, len(traj.steps), text)
+
+
+class ContextWriter:
+    """Appends contexts to one store file; `close()` makes the file visible under its final name."""
+
+    def __init__(self, folder: str | Path, name: str) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self._tmp = self.folder / f".{name}.tmp-{os.getpid()}"
+        self._fh = open(self._tmp, "wb")
+        self._offset = 0
+
+    def add(self, ctx: StoredContext) -> ContextRef:
+        blob = orjson.dumps([ctx.id, ctx.source, ctx.format, ctx.issue, ctx.patch, ctx.n_steps, ctx.text])
+        self._fh.write(blob)
+        ref = ContextRef(self.name, self._offset, len(blob))
+        self._offset += len(blob)
+        return ref
+
+    def close(self) -> None:
+        self._fh.close()
+        os.replace(self._tmp, self.folder / self.name)
+
+
+class ContextReader:
+    """Reads stored contexts back by their `ContextRef`; keeps one open descriptor per file."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._fds: dict[str, int] = {}
+
+    def get(self, ref: ContextRef) -> StoredContext:
+        fd = self._fds.get(ref.file)
+        if fd is None:
+            path = self.folder / ref.file
+            try:
+                fd = self._fds[ref.file] = os.open(path, os.O_RDONLY)
+            except OSError as exc:  # the store belongs to this run: losing it is not a data problem
+                raise CtxdataError(f"context store {path} is missing ({exc}); rerun the command") from exc
+        blob = os.pread(fd, ref.length, ref.offset)
+        if len(blob) != ref.length:
+            raise CtxdataError(f"context store {self.folder / ref.file} is truncated; rerun the command")
+        return StoredContext(*orjson.loads(blob))
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def __getstate__(self) -> dict:  # shipped to workers: descriptors do not travel
+        return {"folder": self.folder, "_fds": {}}
+
+
+class StoreContexts(Stage):
+    """Signature (holding its trajectory) -> Signature with a `context` ref; the trajectory is let go."""
+
+    name = "store"
+
+    def __init__(self, writer: ContextWriter, max_context_tokens: int) -> None:
+        self.writer = writer
+        self.max_context_tokens = max_context_tokens
+
+    def run(self, records: Iterable[Signature], ctx: RunContext) -> Iterator[Signature]:
+        for sig in records:
+            if sig.trajectory is None:
+                raise ValueError("StoreContexts needs SignTrajectories(keep_trajectory=True) before it")
+            sig.context = self.writer.add(prepare_context(sig.trajectory, self.max_context_tokens))
+            sig.trajectory = None
+            yield sig
+
+
+class LoadContexts(Stage):
+    """Candidate -> (candidate, anchor context, confounder context), read from the store."""
+
+    name = "load"
+
+    def __init__(self, folder: str | Path) -> None:
+        self.reader = ContextReader(folder)
+
+    def run(self, records: Iterable[Candidate], ctx: RunContext) -> Iterator[tuple[Candidate, StoredContext, StoredContext]]:
+        for cand in records:
+            yield cand, self.reader.get(ContextRef(*cand.anchor_context)), self.reader.get(ContextRef(*cand.confounder_context))
