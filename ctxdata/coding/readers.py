@@ -124,7 +124,10 @@ class ReadTrajectories(Stage):
     def run(self, paths: Iterable[Any], ctx: RunContext) -> Iterator[Trajectory]:
         results = self.results()
         for item in paths:
-            files = discover_trace_files(Path(item)) if Path(item).is_dir() else [Path(item)]
+            # A name with a trajectory suffix is read as a file without a stat first (the common
+            # case: `discover_trace_files` output); anything else may be a folder to walk.
+            name = str(item)
+            files = [name] if name.endswith(TRACE_SUFFIXES) or not os.path.isdir(name) else discover_trace_files(Path(name))
             for path in files:
                 for rec in iter_records(path, self.fmt, results, self.max_record_bytes, self.with_steps):
                     ctx.counters["inputs"] += 1
