@@ -1,5 +1,9 @@
-from ctxdata.coding.mask import LINE_MASK, PATCH_MASK, leaked_lines, mask_trajectory, significant_lines
+import random
+import re
+
+from ctxdata.coding.mask import ID_MASK, LINE_MASK, PATCH_MASK, leaked_lines, mask_context, significant_lines, word_starts
 from ctxdata.coding.render import render_trajectory
+from ctxdata.coding.store import prepare_context
 from ctxdata.coding.trajectory import Step, Trajectory
 
 PATCH = """diff --git a/pkg/validators.py b/pkg/validators.py
@@ -38,8 +42,9 @@ def test_significant_lines_skip_trivial_added_lines():
 
 def test_masking_removes_every_significant_added_line_of_both_patches():
     traj = _traj()
-    masked = mask_trajectory(traj, [PATCH, OTHER], [traj.id])
-    text = render_trajectory(masked, 10_000)
+    stored = prepare_context(traj, 10_000)
+    assert PATCH_MASK in stored.text and leaked_lines(stored.text, [PATCH])  # diff blocks go first; edits still leak
+    text = mask_context(stored.text, [PATCH, OTHER], [traj.id])
     assert leaked_lines(text, [PATCH, OTHER]) == []
     assert PATCH_MASK in text and LINE_MASK in text
     assert "django__django-10097" not in text and "10097" not in text
@@ -69,22 +74,16 @@ def test_short_observations_stay_whole_when_long_ones_are_cut():
     assert "chars elided" in text and len(text) <= 2048 * 4 + 200
 
 
-def _mask_field_by_field(traj, patches, ids):
-    """The reference: each text masked on its own (what mask_trajectory's joined pass must equal)."""
-    from ctxdata.coding.mask import mask_diff_blocks, mask_ids, mask_lines
-
-    needles = sorted({line for p in patches for line in significant_lines(p)}, key=len, reverse=True)
-    clean = lambda t: mask_ids(mask_lines(mask_diff_blocks(t), needles), ids)  # noqa: E731
-    return [(clean(s.thought), clean(s.action), clean(s.observation)) for s in traj.steps]
+def test_ids_are_masked_as_whole_words_only():
+    text = "10097 django__django-10097 v1.10097 110097 10097. 10097_x (10097)"
+    assert mask_context(text, [], ["django__django-10097"]) == f"{ID_MASK} {ID_MASK} v1.10097 110097 {ID_MASK}. 10097_x ({ID_MASK})"
 
 
-def test_joined_masking_equals_masking_each_field():
-    traj = _traj()
-    # Ids and issue numbers at field edges, inside longer numbers and versions, and a text holding
-    # the separator character itself (which must fall back to field-by-field masking).
-    traj.steps.append(Step("10097", "django__django-10097", "v1.10097 110097 10097.", 1))
-    for steps in (traj.steps, traj.steps + [Step("a\x1eb", "", "\n\x1e\n10097", 0)]):
-        t = Trajectory(id=traj.id, format="synth", source="x", repo=traj.repo, issue="fix", steps=steps, patch=PATCH)
-        got = mask_trajectory(t, [PATCH, OTHER], [t.id, "astropy__astropy-7606"])
-        assert [(s.thought, s.action, s.observation) for s in got.steps] == _mask_field_by_field(t, [PATCH, OTHER], [t.id, "astropy__astropy-7606"])
-        assert got.steps[-1 if steps is traj.steps else -2].observation == "v1.10097 110097 [INSTANCE]."
+def test_word_starts_agrees_with_the_regex_it_replaces():
+    rng = random.Random(0)
+    alphabet = ["10097", "1", "0", ".", "_", "a", " ", "\n", "-", "é", "٣"]  # includes a non-ASCII digit
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        for token in ("10097", "1"):
+            pattern = re.compile(rf"(?<![\w.]){re.escape(token)}(?!\w)")
+            assert word_starts(text, token) == [m.start() for m in pattern.finditer(text)], (text, token)

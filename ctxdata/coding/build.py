@@ -178,6 +178,7 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
     read_task = progress.add_task("reading trajectories (files)", total=None) if progress else None
     on_files = (lambda total, n: progress.update(read_task, total=total, advance=n)) if progress else None
     store = output.work / "contexts"
+    shutil.rmtree(store, ignore_errors=True)  # left by a killed run: phase 1 writes it anew
     with worker_pool(config.workers) as pool:  # one pool for both phases: start-up is paid once
         sigs = collect_signatures(config, ctx, store, on_files, pool)
         candidates = mine_candidates(sigs, config.cascade, ctx)

@@ -2,9 +2,11 @@
 
 Three things reproduce a patch in a trajectory: the submitted diff (the last observation of a
 mini-swe-agent run), `git diff` output during the run, and edit commands (sed, heredocs,
-str_replace) whose text contains the patch's added lines. Diff blocks are replaced whole; then
-every line of any step that still contains a *significant* added line of either patch is
-replaced. A significant line is an added line with at least `MIN_SIGNIFICANT_CHARS` non-space
+str_replace) whose text contains the patch's added lines. Diff blocks are replaced whole, in
+each step before rendering (`mask_diff_blocks`: it needs no patch, so it runs once per
+trajectory); then, in the rendered context of a pair, every line that still contains a
+*significant* added line of either patch is replaced (`mask_context`), and so are both instance
+ids. A significant line is an added line with at least `MIN_SIGNIFICANT_CHARS` non-space
 characters that is not pure punctuation: `)` or `return` alone appear everywhere and carry no
 answer, and masking them would destroy the context.
 """
@@ -12,11 +14,9 @@ answer, and masking them would destroy the context.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from functools import lru_cache
 
 from ctxdata.coding.patch import parse_patch
-from ctxdata.coding.trajectory import Step, Trajectory
 
 PATCH_MASK = "[PATCH MASKED]"
 LINE_MASK = "[PATCH LINE MASKED]"
@@ -120,29 +120,6 @@ def _mask_tokens(text: str, tokens: list[str]) -> str:
         else:
             text = text.replace(token, ID_MASK)
     return text
-
-
-def mask_ids(text: str, ids: list[str]) -> str:
-    """Replace instance ids, and their issue numbers as whole words, with ID_MASK."""
-    return _mask_tokens(text, [t for ident in ids for t in id_tokens(ident)])
-
-
-_FIELD_SEP = "\n\x1e\n"  # joins a trajectory's texts into one, so each mask is one pass
-
-
-def mask_trajectory(traj: Trajectory, patches: list[str], ids: list[str]) -> Trajectory:
-    """A copy of `traj` with every patch in `patches` and every instance id in `ids` masked."""
-    needles = sorted({line for patch in patches for line in significant_lines(patch)}, key=len, reverse=True)
-    tokens = [t for ident in ids for t in id_tokens(ident)]
-    texts = [mask_diff_blocks(t) for s in traj.steps for t in (s.thought, s.action, s.observation)]
-    if not any("\x1e" in t for t in texts):
-        # Field boundaries are line boundaries and the separator line holds no needle or id, so
-        # masking the joined text and splitting it again equals masking each text on its own.
-        texts = _mask_tokens(mask_lines(_FIELD_SEP.join(texts), needles), tokens).split(_FIELD_SEP) if texts else []
-    else:  # a text contains the separator itself: mask field by field
-        texts = [_mask_tokens(mask_lines(t, needles), tokens) for t in texts]
-    steps = [Step(thought=texts[3 * i], action=texts[3 * i + 1], observation=texts[3 * i + 2], returncode=s.returncode) for i, s in enumerate(traj.steps)]
-    return replace(traj, steps=steps, patch=PATCH_MASK)
 
 
 def mask_context(text: str, patches: list[str], ids: list[str]) -> str:
