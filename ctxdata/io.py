@@ -43,6 +43,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def remove_dead_temporaries(folder: Path) -> int:
+    """Delete `.NAME.tmp-PID` files whose writer is no longer running (a killed run's half-written files)."""
+    removed = 0
+    for tmp in folder.glob(".*.tmp-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
@@ -96,6 +118,8 @@ class PairOutput:
                     )
                 shutil.rmtree(self.out)
         self.work.mkdir(parents=True, exist_ok=True)
+        for folder in (self.out, self.work):  # a killed run's half-written shards and markers
+            remove_dead_temporaries(folder)
         write_json(cfg_path, {**self.config, "_fingerprint": self.fingerprint, "ctxdata_version": __version__})
         self._shard_meta = {"ctxdata.config": json.dumps(stable_config(self.config), sort_keys=True, default=str)}
 

@@ -212,3 +212,37 @@ def test_judge_is_wired_into_the_build(synth_traces, tmp_path):
     assert "Context A:\n## Step 1" in prompt and "Output A or B directly." in prompt
     rejects = [json.loads(l) for l in (tmp_path / "judged" / "rejects.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in rejects} == {"judge"}
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_same_shards(tmp_path):
+    """A real kill (SIGKILL of the CLI process while it writes shards), not a simulated exception."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    traces = tmp_path / "traces"
+    write_traces(SynthConfig(n=300, seed=11, kb=4), traces, workers=1)
+    args = ["--traces", str(traces), "--shard-size", "1", "--workers", "1"]
+    clean = build_coding(CodingBuildConfig(traces=[str(traces)], out=str(tmp_path / "clean"), shard_size=1))
+    cmd = [sys.executable, "-m", "ctxdata", "build-coding", *args, "--out", str(tmp_path / "killed")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "CTXDATA_PROGRESS": "0"})
+    work = tmp_path / "killed" / "_work"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and len(list(work.glob("task-*.done"))) < 5:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(work.glob("task-*.done")))
+    if proc.returncode != -signal.SIGKILL or done >= len(clean["shards"]):
+        pytest.skip("the build finished before it could be killed")
+    assert not (tmp_path / "killed" / "report.json").exists()
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CTXDATA_PROGRESS": "0"})
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    resumed = json.loads((tmp_path / "killed" / "report.json").read_text())
+    assert resumed["resumed_tasks"] >= 5 and resumed["shards"] == clean["shards"]
+    for shard in clean["shards"]:
+        assert (tmp_path / "clean" / shard).read_bytes() == (tmp_path / "killed" / shard).read_bytes()
+    assert (tmp_path / "clean" / "rejects.jsonl").read_text() == (tmp_path / "killed" / "rejects.jsonl").read_text()
+    assert not list((tmp_path / "killed").glob(".*.tmp-*")) and not (work / "contexts").exists()

@@ -95,3 +95,18 @@ def test_zero_pairs_still_loads(tmp_path):
 def test_no_temporary_files_are_left_behind(tmp_path):
     _build(tmp_path / "o", [KeepLabelA()])
     assert not [p for p in (tmp_path / "o").rglob("*") if ".tmp" in p.name]
+
+
+def test_a_killed_writers_temporaries_are_removed_and_a_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from ctxdata.io import remove_dead_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".pairs-00003.arrow.tmp-{dead}").write_bytes(b"half")
+    (tmp_path / f".pairs-00004.arrow.tmp-{os.getppid()}").write_bytes(b"being written")  # a live writer
+    (tmp_path / "pairs-00001.arrow").write_bytes(b"done")
+    assert remove_dead_temporaries(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".pairs-00004.arrow.tmp-{os.getppid()}", "pairs-00001.arrow"]
