@@ -6,7 +6,8 @@ then, each in a fresh subprocess so peak RSS is the run's own:
 
 - the peer: `json.loads` of every trajectory file (and nothing else);
 - ctxdata: the whole `build-coding` pipeline (read, sign, render + store, cascade, mask, verify, write);
-- for the breakdown, phase 1 alone (read + sign + render and store every trajectory, same workers).
+- for the breakdown, phase 1 alone (read + sign + render and store every trajectory, same workers);
+- CPU time per trajectory of both (all processes), which is steadier than wall time on a shared machine.
 
 Targets (issue #2): time grows at most ~1.2x per 10x of input beyond linear; peak RSS at 50k
 under 1.5 GiB and growing far slower than the input; throughput >= 0.5x the plain parse.
@@ -28,12 +29,12 @@ PARSE = r"""
 import json, os, resource, sys, time
 from ctxdata.coding.readers import discover_trace_files
 files = discover_trace_files(sys.argv[1])
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 for f in files:
     with open(f, "rb") as fh:
         json.loads(fh.read())
-dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "files": len(files), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+dt, cpu = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({"seconds": dt, "files": len(files), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_s": cpu}))
 """
 
 BUILD = r"""
@@ -45,8 +46,10 @@ from ctxdata.parallel import resolve_workers
 report["workers"] = resolve_workers(int(sys.argv[3]))
 dt = time.perf_counter() - t
 # Peak RSS of this process and of the largest worker it spawned (workers run side by side).
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * report.get("workers", 1)
-print(json.dumps({"seconds": dt, "pairs": report["pairs"], "inputs": report["inputs"], "levels": report["levels"], "rss_mb": rss / 1024}))
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+rss = me.ru_maxrss + kids.ru_maxrss * report.get("workers", 1)
+cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime  # all processes: the work, whatever the parallelism
+print(json.dumps({"seconds": dt, "pairs": report["pairs"], "inputs": report["inputs"], "levels": report["levels"], "rss_mb": rss / 1024, "cpu_s": cpu}))
 """
 
 
@@ -107,15 +110,16 @@ def main() -> None:
         rows.append({"n": n, "mb": round(size_mb, 1), "parse_s": round(parse["seconds"], 2), "parse_per_s": round(n / parse["seconds"]),
                      "build_s": round(build["seconds"], 2), "build_per_s": round(n / build["seconds"]),
                      "ratio_to_parse": round(parse["seconds"] / build["seconds"], 3),
+                     "parse_cpu_ms": round(parse["cpu_s"] / n * 1e3, 3), "build_cpu_ms": round(build["cpu_s"] / n * 1e3, 3),
                      "sign_per_s": round(n / sign["seconds"]), "sign_ratio_to_parse": round(parse["seconds"] / sign["seconds"], 3), "peak_rss_mb": round(build["rss_mb"]),
                      "parse_rss_mb": round(parse["rss_mb"]), "pairs": build["pairs"], "levels": build["levels"]})
         print(json.dumps(rows[-1]), flush=True)
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
-    print("\n| N | input MB | json.loads traj/s | build-coding traj/s | ratio (target >= 0.5) | signature pass traj/s | its ratio | peak RSS MB (target < 1536 at 50k) | pairs |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| N | input MB | json.loads traj/s | build-coding traj/s | ratio (target >= 0.5) | phase 1 traj/s | its ratio | CPU ms/traj json.loads / build | peak RSS MB (target < 1536 at 50k) | pairs |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']} | {r['mb']} | {r['parse_per_s']} | {r['build_per_s']} | {r['ratio_to_parse']} | {r['sign_per_s']} | {r['sign_ratio_to_parse']} | {r['peak_rss_mb']} | {r['pairs']} |")
+        print(f"| {r['n']} | {r['mb']} | {r['parse_per_s']} | {r['build_per_s']} | {r['ratio_to_parse']} | {r['sign_per_s']} | {r['sign_ratio_to_parse']} | {r['parse_cpu_ms']} / {r['build_cpu_ms']} | {r['peak_rss_mb']} | {r['pairs']} |")
     for a, b in zip(rows, rows[1:]):
         growth = (b["build_s"] / a["build_s"]) / (b["n"] / a["n"])
         print(f"time per trajectory {a['n']} -> {b['n']}: x{growth:.2f} (target <= ~1.2 per 10x); RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f} for x{b['n'] // a['n']} input")
