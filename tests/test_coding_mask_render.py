@@ -87,3 +87,21 @@ def test_word_starts_agrees_with_the_regex_it_replaces():
         for token in ("10097", "1"):
             pattern = re.compile(rf"(?<![\w.]){re.escape(token)}(?!\w)")
             assert word_starts(text, token) == [m.start() for m in pattern.finditer(text)], (text, token)
+
+
+def test_a_patch_line_at_a_cut_is_masked_whole_not_left_as_a_fragment():
+    added = "        r'(?:[^\\s:@/]+(?::[^\\s:@/]*)?@)?'  # user:pass authentication"
+    filler = "\n".join(f"line {i:04d} of a long listing" for i in range(400))
+    for offset in range(0, 1200, 7):  # slide the answer line across the head/tail cut of the observation
+        obs = filler[:offset] + "\n" + added + "\n" + filler[offset:]
+        traj = Trajectory(id="t-1", format="synth", source="x", steps=[Step("cat it", "cat pkg/validators.py", obs, 0)], patch=PATCH)
+        text = mask_context(prepare_context(traj, 300).text, [PATCH], ["t-1"])
+        assert "chars elided" in text
+        assert "[^\\s:@/]+" not in text and "user:pass auth" not in text, offset
+
+
+def test_cuts_fall_on_line_boundaries():
+    obs = "\n".join(f"output line {i}" for i in range(1000))
+    text = render_trajectory(Trajectory(id="t", format="synth", source="x", steps=[Step("", "ls", obs, 0)]), 256)
+    body = text.split("\n")[2:-1]  # between the action and the exit line
+    assert all(line.startswith("output line ") or line.startswith("[... ") for line in body)

@@ -9,9 +9,9 @@ Format (the HTML viewer and the tests rely on it):
     (exit 0)
 
 Actions are kept whole when possible (they are the agent's decisions); thoughts are shortened;
-long observations are cut to head + tail with an elision marker. When even that exceeds the
-budget, middle steps are elided, keeping the first and last ones. Tokens are estimated as
-characters / `CHARS_PER_TOKEN` so rendering needs no tokenizer.
+long observations are cut to head + tail, at line boundaries, with an elision marker. When even
+that exceeds the budget, middle steps are elided, keeping the first and last ones. Tokens are
+estimated as characters / `CHARS_PER_TOKEN` so rendering needs no tokenizer.
 """
 
 from __future__ import annotations
@@ -24,15 +24,26 @@ MAX_ACTION_CHARS = 600
 
 
 def _clip(text: str, limit: int) -> str:
-    """Head and tail of `text`, at most about `limit` characters, with a marker saying what was cut."""
+    """Head and tail of `text`, at most `limit` characters, with a marker saying how much was cut.
+
+    Cuts fall on line boundaries when one lies in the outer half of the head or tail, so no line is
+    cut in two: the patch masks, applied to the rendered text, then see whole lines, and a masked
+    line cannot leave a fragment of the answer behind. A single line longer than that is cut as is.
+    """
     text = text.strip("\n")
     if len(text) <= limit:
         return text
     if limit < 40:
         return f"[... {len(text)} chars elided ...]"
-    head = limit * 2 // 3
-    tail = limit - head
-    return f"{text[:head]}\n[... {len(text) - limit} chars elided ...]\n{text[-tail:]}"
+    head_len = limit * 2 // 3
+    tail_len = limit - head_len
+    newline = text.rfind("\n", 0, head_len + 1)
+    head = newline if newline >= head_len // 2 else head_len  # the head ends before a newline
+    start = len(text) - tail_len
+    newline = text.find("\n", start - 1, start + tail_len // 2)
+    if newline != -1:
+        start = newline + 1  # the tail starts after a newline
+    return f"{text[:head]}\n[... {start - head} chars elided ...]\n{text[start:]}"
 
 
 def _step_frame(index: int, step: Step) -> tuple[str, str]:
