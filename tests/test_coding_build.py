@@ -246,3 +246,15 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_shards(tmp_path):
         assert (tmp_path / "clean" / shard).read_bytes() == (tmp_path / "killed" / shard).read_bytes()
     assert (tmp_path / "clean" / "rejects.jsonl").read_text() == (tmp_path / "killed" / "rejects.jsonl").read_text()
     assert not list((tmp_path / "killed").glob(".*.tmp-*")) and not (work / "contexts").exists()
+
+
+def test_ctrl_c_is_one_clean_line_and_exit_130(synth_traces, tmp_path, monkeypatch):
+    import ctxdata.coding.build
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ctxdata.coding.build, "build_coding", interrupted)
+    result = CliRunner().invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "resume" in result.output and "Traceback" not in result.output

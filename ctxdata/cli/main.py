@@ -15,7 +15,7 @@ from ctxdata.errors import CtxdataError
 
 
 class CtxdataGroup(TyperGroup):
-    """Turns CtxdataError into a clean one-line message (CTXDATA_DEBUG=1 shows the traceback)."""
+    """Turns CtxdataError (exit 1) and Ctrl-C (exit 130) into one clean line (CTXDATA_DEBUG=1 shows the traceback)."""
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
@@ -27,6 +27,13 @@ class CtxdataGroup(TyperGroup):
 
             error(str(exc))
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            if os.environ.get("CTXDATA_DEBUG") == "1":
+                raise
+            from ctxdata.console import error
+
+            error("interrupted. Rerun the same command: build-coding, build-vision, synth task and push resume from their finished work.")
+            raise typer.Exit(130) from None
 
     def list_commands(self, ctx):  # keep the order commands were registered in
         return list(self.commands)
