@@ -40,7 +40,7 @@ candidates = mine_candidates(signatures, cascade, ctx)
 
 # Phase 2: candidates -> verified pairs, 256 per shard.
 pair_stages = [
-    LoadContexts(store),  # the two stored contexts, one pread each
+    LoadContexts(store),  # the two stored contexts, one seek and read each
     MaskContexts(),  # mask both patches and both ids in both, assign A/B
     VerifyPairs(coding_checks(max_length_ratio=2.0)),  # differ, no leak, length band, no id shortcut
 ]

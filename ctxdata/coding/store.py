@@ -3,7 +3,7 @@
 Phase 1 parses every trajectory exactly once. What a pair will need of it (issue, patch, the
 steps rendered under the token budget with diff blocks already masked) goes to an append-only
 file per slice of input files under `out/_work/contexts/`; the in-memory `Signature` keeps only
-a `ContextRef` (file, offset, length). Phase 2 then reads two contexts with one `pread` each
+a `ContextRef` (file, offset, length). Phase 2 then reads two contexts with one seek and read each
 instead of re-reading and re-parsing two trajectories, and masks only what depends on the pair:
 the lines of both patches and both instance ids.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import BinaryIO, Iterable, Iterator, NamedTuple
 
 import orjson
 
@@ -80,32 +80,33 @@ class ContextWriter:
 
 
 class ContextReader:
-    """Reads stored contexts back by their `ContextRef`; keeps one open descriptor per file."""
+    """Reads stored contexts back by their `ContextRef`; keeps one open file per store file."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self._fds: dict[str, int] = {}
+        self._files: dict[str, BinaryIO] = {}
 
     def get(self, ref: ContextRef) -> StoredContext:
-        fd = self._fds.get(ref.file)
-        if fd is None:
+        fh = self._files.get(ref.file)
+        if fh is None:
             path = self.folder / ref.file
             try:
-                fd = self._fds[ref.file] = os.open(path, os.O_RDONLY)
+                fh = self._files[ref.file] = open(path, "rb")
             except OSError as exc:  # the store belongs to this run: losing it is not a data problem
                 raise CtxdataError(f"context store {path} is missing ({exc}); rerun the command") from exc
-        blob = os.pread(fd, ref.length, ref.offset)
+        fh.seek(ref.offset)
+        blob = fh.read(ref.length)
         if len(blob) != ref.length:
             raise CtxdataError(f"context store {self.folder / ref.file} is truncated; rerun the command")
         return StoredContext(*orjson.loads(blob))
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()
 
-    def __getstate__(self) -> dict:  # shipped to workers: descriptors do not travel
-        return {"folder": self.folder, "_fds": {}}
+    def __getstate__(self) -> dict:  # shipped to workers: open files do not travel
+        return {"folder": self.folder, "_files": {}}
 
 
 class StoreContexts(Stage):
