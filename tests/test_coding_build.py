@@ -258,3 +258,10 @@ def test_ctrl_c_is_one_clean_line_and_exit_130(synth_traces, tmp_path, monkeypat
     result = CliRunner().invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(tmp_path / "out")])
     assert result.exit_code == 130
     assert "interrupted" in result.output and "resume" in result.output and "Traceback" not in result.output
+
+
+def test_an_output_path_that_cannot_be_made_is_one_clean_line(synth_traces, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    result = CliRunner().invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(tmp_path / "a-file" / "out")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot access" in result.output and "a-file" in result.output

@@ -15,7 +15,7 @@ from ctxdata.errors import CtxdataError
 
 
 class CtxdataGroup(TyperGroup):
-    """Turns CtxdataError (exit 1) and Ctrl-C (exit 130) into one clean line (CTXDATA_DEBUG=1 shows the traceback)."""
+    """Turns CtxdataError and OSError (exit 1) and Ctrl-C (exit 130) into one clean line (CTXDATA_DEBUG=1 shows the traceback)."""
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
@@ -26,6 +26,14 @@ class CtxdataGroup(TyperGroup):
             from ctxdata.console import error
 
             error(str(exc))
+            raise typer.Exit(1) from None
+        except OSError as exc:  # the disk, not the data: a full disk, a path that cannot be made, no permission
+            if os.environ.get("CTXDATA_DEBUG") == "1":
+                raise
+            from ctxdata.console import error
+
+            where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f) or "a file"
+            error(f"cannot access {where}: {exc.strerror or exc} ({type(exc).__name__})")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             if os.environ.get("CTXDATA_DEBUG") == "1":
