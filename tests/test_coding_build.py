@@ -265,3 +265,17 @@ def test_an_output_path_that_cannot_be_made_is_one_clean_line(synth_traces, tmp_
     result = CliRunner().invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(tmp_path / "a-file" / "out")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "cannot access" in result.output and "a-file" in result.output
+
+
+def test_lone_surrogate_escapes_become_replacement_characters_not_a_crash(tmp_path):
+    write_traces(SynthConfig(n=12, seed=2, kb=4), tmp_path / "traces", workers=1)
+    files = sorted((tmp_path / "traces" / "trajs").rglob("*.json"))
+    for path in files:  # a lone \ud800 (and \udfff) escape in every issue text, as a cut tool output can leave
+        doc = json.loads(path.read_text())
+        doc["messages"][1]["content"] = doc["messages"][1]["content"].replace("PR description:\n", "PR description:\ncut here \ud800 and \udfff\n", 1)
+        path.write_text(json.dumps(doc))  # ensure_ascii: written as \\ud800 escapes
+    assert "\\ud800" in files[0].read_text()
+    report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "traces")], out=str(tmp_path / "out")))
+    rows = _rows(tmp_path / "out")
+    assert report["trajectories_read"] == 12 and report["inputs_rejected"] == 0 and rows
+    assert all("cut here \ufffd and \ufffd" in row["query"] for row in rows)
