@@ -154,3 +154,10 @@ def test_mask_regions_are_paths_inside_the_pool(tmp_path):
     assert [r.reason for r in ctx.rejects] == ["path_outside_pool"] and "region mask" in ctx.rejects[0].detail
     m = region_mask((48, 32), pool.records[0].region)
     assert m.sum() == 8 * 6 and m[5, 5] and not m[20, 20]
+
+
+def test_a_lone_surrogate_escape_in_a_question_becomes_a_replacement_character(tmp_path):
+    write_pool(tmp_path, {"a.png": encoded(noise(), "PNG")}, [qa("a.png", question="What is \ud800 here?")])
+    assert "\\ud800" in (tmp_path / "qa.jsonl").read_text()  # json.dumps escapes it
+    pool = load_pool(tmp_path, RunContext())
+    assert [r.question for r in pool.records] == ["What is \ufffd here?"]

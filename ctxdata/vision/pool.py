@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from ctxdata._json import loads
 from ctxdata.errors import CtxdataError
 from ctxdata.pipeline import INPUT, RunContext
 from ctxdata.vision.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image
@@ -102,7 +103,7 @@ def _load_folder(root: Path, ctx: RunContext, max_pixels: int) -> Pool:
         pool.inputs += 1
         stats.n_in += 1
         try:
-            row = json.loads(line)
+            row = loads(line)  # orjson, or the stdlib with lone surrogates replaced
         except json.JSONDecodeError as exc:
             _reject(ctx, source, "invalid_json", str(exc))
             continue

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any, Iterator
 
 from ctxdata.coding.formats import READERS
-from ctxdata.coding.formats._json import loads
+from ctxdata._json import loads
 from ctxdata.coding.formats.dispatch import ReadOptions, RecordResult, to_result
 
 PEEK_BYTES = 8192

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ctxdata.coding.formats._json import loads
+from ctxdata._json import loads
 from ctxdata.coding.trajectory import Outcome
 from ctxdata.errors import CtxdataError
 
