@@ -4,7 +4,8 @@ orjson returns the same objects as `json.loads` for every document both accept. 
 refuses (invalid UTF-8, UTF-16 text, NaN, integers beyond 64 bits, lone surrogates, trailing data,
 truncation) is handed to `json.loads`, which either parses it the stdlib way or raises the
 stdlib's own error: the reject reasons (`not_utf8`, `invalid_json`, JSON Lines under a `.json`
-name) are read off those errors, so they do not depend on whether orjson is installed.
+name) are read off those errors, so they do not depend on whether orjson is installed. A
+document nested too deeply for either parser is a ValueError too, not a RecursionError.
 
 A document only the stdlib accepts may hold lone UTF-16 surrogates (a `\\ud800` escape without
 its pair, as a tool output cut mid-character can produce). No UTF-8 writer (Arrow, orjson)
@@ -33,7 +34,10 @@ def loads(data: bytes | str) -> Any:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
-    return replace_lone_surrogates(json.loads(data))
+    try:
+        return replace_lone_surrogates(json.loads(data))
+    except RecursionError:  # orjson stops at 1024 levels, the stdlib at the interpreter's limit
+        raise ValueError("JSON nested deeper than the parser allows (over ~1000 levels)") from None
 
 
 def replace_lone_surrogates(obj: Any) -> Any:

@@ -72,8 +72,10 @@ def _write_bad_inputs(folder: Path) -> dict[str, str]:
     (folder / "nomessages.jsonl").write_text(json.dumps({"instance_id": "o__r.abc12345.func_pm__x", "text": "hi"}) + "\n")
     (folder / "binary.json").write_bytes(bytes(range(256)) * 8)
     (folder / "huge.jsonl").write_text('{"instance_id": "o__r.abc12345.x", "messages": "' + "x" * 3_000_000 + '"}\n')
+    (folder / "deep.traj.json").write_text("[" * 100_000 + "]" * 100_000)  # deeper than any JSON parser recurses
     return {"truncated.traj.json": "invalid_json", "empty.jsonl": "empty_file", "latin1.jsonl": "not_utf8",
-            "nomessages.jsonl": "missing_messages", "binary.json": "binary_file", "huge.jsonl": "record_too_large"}
+            "nomessages.jsonl": "missing_messages", "binary.json": "binary_file", "huge.jsonl": "record_too_large",
+            "deep.traj.json": "invalid_json"}
 
 
 def test_bad_inputs_are_rejected_with_reasons_and_the_run_finishes(synth_traces, tmp_path):
@@ -99,7 +101,7 @@ def test_exit_code_1_only_when_nothing_could_be_read(tmp_path):
     result = CliRunner().invoke(app, ["build-coding", "--traces", str(bad), "--out", str(tmp_path / "out"), "--max-record-bytes", str(1 << 20)])
     assert result.exit_code == 1
     assert "no trajectory could be read" in result.output and "Traceback" not in result.output
-    assert len((tmp_path / "out" / "rejects.jsonl").read_text().splitlines()) == 6
+    assert len((tmp_path / "out" / "rejects.jsonl").read_text().splitlines()) == 7
     missing = CliRunner().invoke(app, ["build-coding", "--traces", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
     assert missing.exit_code == 1 and "does not exist" in missing.output
 

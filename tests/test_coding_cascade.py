@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from ctxdata.coding.cascade import CascadeConfig, DropDuplicateInstances, Signature, SignTrajectories, mine_candidates

@@ -161,3 +161,10 @@ def test_a_lone_surrogate_escape_in_a_question_becomes_a_replacement_character(t
     assert "\\ud800" in (tmp_path / "qa.jsonl").read_text()  # json.dumps escapes it
     pool = load_pool(tmp_path, RunContext())
     assert [r.question for r in pool.records] == ["What is \ufffd here?"]
+
+
+def test_a_qa_line_nested_too_deep_is_an_invalid_json_reject(tmp_path):
+    write_pool(tmp_path, {"a.png": encoded(noise(), "PNG")}, [qa("a.png"), "[" * 100_000 + "]" * 100_000])
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx)
+    assert len(pool.records) == 1 and [r.reason for r in ctx.rejects] == ["invalid_json"]

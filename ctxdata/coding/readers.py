@@ -77,7 +77,7 @@ def load_trajectory(location: str, results: dict | None = None, fmt: str | None 
 def _reread(location: str, opts: ReadOptions) -> RecordResult:
     m = _JSONL_LOCATION.match(location)
     if m and not os.path.exists(location):
-        path, lineno, offset = m.group(1), int(m.group(2)), int(m.group(3))
+        path, offset = m.group(1), int(m.group(3))
         with open(path, "rb") as f:
             f.seek(offset)
             rows = list(iter_jsonl(OneLine(f.readline(opts.max_record_bytes + 1)), path, opts))

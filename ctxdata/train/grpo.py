@@ -28,7 +28,6 @@ Per-step metrics go to <output_dir>/metrics.jsonl; checkpoints to <output_dir>/c
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path

@@ -13,7 +13,6 @@ anchor_id / confounder_id) is its path relative to the pool folder; several line
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -104,7 +103,7 @@ def _load_folder(root: Path, ctx: RunContext, max_pixels: int) -> Pool:
         stats.n_in += 1
         try:
             row = loads(line)  # orjson, or the stdlib with lone surrogates replaced
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, or nested too deep
             _reject(ctx, source, "invalid_json", str(exc))
             continue
         missing = [k for k in REQUIRED_FIELDS if not isinstance(row, dict) or row.get(k) in (None, "")]

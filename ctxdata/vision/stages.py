@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ctxdata.pipeline import RunContext, Stage
-from ctxdata.schema import Check, Pair, image_cell
+from ctxdata.schema import Pair, image_cell
 from ctxdata.verify import vision as checks
 from ctxdata.vision.edit import EditFailed
 from ctxdata.vision.images import png_bytes
