@@ -291,3 +291,14 @@ def test_light_pass_still_rejects_step_less_records_of_every_format(tmp_path):
     for name in ("empty.traj", "talk.json"):
         assert [r.reason for r in iter_records(tmp_path / name, with_steps=False)] == ["no_steps"], name
         assert [r.reason for r in iter_records(tmp_path / name)] == ["no_steps"], name
+
+
+def test_a_field_of_the_wrong_type_is_a_bad_field_reject_naming_it(tmp_path):
+    msgs = [{"role": "user", "content": "<pr_description>fix it</pr_description>"}, {"role": "assistant", "content": "THOUGHT: look\n```bash\nls\n```"},
+            {"role": "user", "content": "<returncode>0</returncode>\n<output>\na.py\n</output>"}]
+    (tmp_path / "num.traj.json").write_text(json.dumps({"trajectory_format": "mini-swe-agent-1", "instance_id": "o__r-1", "messages": msgs, "info": {"submission": 42}}))
+    (tmp_path / "listid.traj.json").write_text(json.dumps({"trajectory_format": "mini-swe-agent-1", "instance_id": ["o__r-2"], "messages": msgs, "info": {}}))
+    recs = {Path(r.location).name: r for r in _read_all(tmp_path)}
+    assert (recs["num.traj.json"].reason, recs["listid.traj.json"].reason) == ("bad_field", "bad_field")
+    assert "submission" in recs["num.traj.json"].detail and "int" in recs["num.traj.json"].detail
+    assert "instance_id" in recs["listid.traj.json"].detail and "list" in recs["listid.traj.json"].detail

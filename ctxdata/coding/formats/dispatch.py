@@ -86,6 +86,9 @@ def to_result(obj: Any, location: str, path: str, opts: ReadOptions, fmt: str | 
         return RecordResult(location, None, exc.reason, exc.detail)
     except Exception as exc:  # a record of an unexpected shape must not stop the run
         return RecordResult(location, None, "parse_error", f"{name} reader: {type(exc).__name__}: {exc}")
+    problem = _type_problem(traj)
+    if problem:  # a field of the wrong JSON type (e.g. a numeric `submission`): say which
+        return RecordResult(location, None, "bad_field", f"{name} record {traj.id!r}: {problem}")
     # Readers with a light pass check for steps themselves; the others built them, so check here.
     if not traj.steps and (with_steps or not getattr(READERS[name], "light_pass", False)):
         return RecordResult(location, None, "no_steps", f"{name} record {traj.id!r} has no agent steps")
@@ -94,6 +97,26 @@ def to_result(obj: Any, location: str, path: str, opts: ReadOptions, fmt: str | 
     if results:
         _apply_results(traj, results)
     return RecordResult(location, traj)
+
+
+def _type_problem(traj: Trajectory) -> str | None:
+    """What is not a string (or an int exit code) where the Trajectory promises one, else None."""
+    if not isinstance(traj.model, str):
+        traj.model = "" if traj.model is None else str(traj.model)  # provenance only: kept as text
+    for name in ("id", "repo", "base_commit", "issue", "patch"):
+        value = getattr(traj, name)
+        if not isinstance(value, str):
+            return f"`{_FIELD_NAMES.get(name, name)}` is a {type(value).__name__}, expected a string"
+    for i, step in enumerate(traj.steps):
+        for name in ("thought", "action", "observation"):
+            if not isinstance(getattr(step, name), str):
+                return f"step {i} `{name}` is a {type(getattr(step, name)).__name__}, expected a string"
+        if step.returncode is not None and not isinstance(step.returncode, int):
+            return f"step {i} return code is a {type(step.returncode).__name__}, expected an integer"
+    return None
+
+
+_FIELD_NAMES = {"patch": "patch (e.g. info.submission)", "issue": "issue text", "base_commit": "base commit"}
 
 
 def _apply_results(traj: Trajectory, results: dict) -> None:

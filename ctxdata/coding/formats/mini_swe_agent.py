@@ -42,6 +42,8 @@ class MiniSweAgentReader:
                 raise RecordError("no_steps", "trajectory has no assistant turns")
         info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
         instance_id = obj.get("instance_id") or _id_from_path(path)
+        if not isinstance(instance_id, str):
+            raise RecordError("bad_field", f"`instance_id` is a {type(instance_id).__name__}, expected a string")
         repo, commit = parse_instance_id(instance_id)
         outcome = sidecar_outcome(path, instance_id) or Outcome()
         if outcome.exit_status is None:
