@@ -281,3 +281,36 @@ def test_lone_surrogate_escapes_become_replacement_characters_not_a_crash(tmp_pa
     rows = _rows(tmp_path / "out")
     assert report["trajectories_read"] == 12 and report["inputs_rejected"] == 0 and rows
     assert all("cut here \ufffd and \ufffd" in row["query"] for row in rows)
+
+
+def test_randomly_mutated_trajectories_never_crash_the_build(tmp_path):
+    """Seeded fuzzing: values of the wrong JSON type anywhere in a record end as rejects with reasons."""
+    import copy
+    import random
+
+    write_traces(SynthConfig(n=8, seed=4, kb=3), tmp_path / "base", workers=1)
+    base = [json.loads(p.read_text()) for p in sorted((tmp_path / "base" / "trajs").rglob("*.json"))]
+    weird = [None, 0, -1, 1.5e308, True, "", [], {}, [None], {"a": None}, "\x00", "\ud800", 2**70, [[[]]], {"role": None}, {"content": 3}]
+
+    def paths(obj, at=()):
+        yield at
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj[:6]) if isinstance(obj, list) else ()
+        for key, value in items:
+            yield from paths(value, at + (key,))
+
+    rng = random.Random(0)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for i in range(150):
+        doc = copy.deepcopy(rng.choice(base))
+        for _ in range(rng.randint(1, 3)):
+            *parents, last = rng.choice(list(paths(doc))[1:])
+            target = doc
+            for key in parents:
+                target = target[key]
+            target[last] = copy.deepcopy(rng.choice(weird))
+        suffix = ".traj.json" if i % 3 else ".jsonl"
+        (inputs / f"m{i:03d}{suffix}").write_text(json.dumps(doc) + "\n")
+    report = build_coding(CodingBuildConfig(traces=[str(inputs)], out=str(tmp_path / "out")))
+    _assert_invariants(report, _rows(tmp_path / "out"))
+    assert report["inputs"] == 150 and report["rejected"].get("parse_error", 0) <= 5  # the safety net is rarely needed
