@@ -168,3 +168,35 @@ def test_a_qa_line_nested_too_deep_is_an_invalid_json_reject(tmp_path):
     ctx = RunContext()
     pool = load_pool(tmp_path, ctx)
     assert len(pool.records) == 1 and [r.reason for r in ctx.rejects] == ["invalid_json"]
+
+
+def test_bad_regions_and_non_text_fields_are_rejects_with_reasons(tmp_path):
+    rows = [qa("a.png", region=[5, 5, 30, 20]), qa("a.png", region=[1, 2, 3]), qa("a.png", region=[0.1, 0.1, 0.4, 0.4]),
+            qa("a.png", region=[500, 500, 600, 600]), qa("a.png", region=["a", "b", "c", "d"]), qa("a.png", region=[5, 5, float("nan"), 9]),
+            qa("a.png", region="missing-mask.png"), qa("a.png", question={"q": 1}), qa("a.png", answer=3), {"image": ["a.png"], "question": "q?", "answer": "a"}]
+    write_pool(tmp_path, {"a.png": encoded(noise(), "PNG")}, rows)
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx)
+    assert [(r.region, r.answer) for r in pool.records] == [([5.0, 5.0, 30.0, 20.0], "red"), (None, "3")]  # a numeric answer is text enough
+    assert [r.reason for r in ctx.rejects] == ["bad_region"] * 5 + ["image_missing", "bad_field", "bad_field"]
+    assert "covers no pixel of the 48x32 image" in ctx.rejects[1].detail and ctx.rejects[5].detail.startswith("region mask:")
+    assert pool.inputs == len(pool.records) + len(ctx.rejects)
+
+
+def test_randomly_mutated_qa_rows_never_crash_the_pool(tmp_path):
+    import copy
+    import random
+
+    weird = [None, 0, -1, 1.5, True, "", [], {}, [None], {"a": None}, "\x00", "\ud800", 2**70, "../../x.png", "/etc/passwd",
+             [1, 2, 3, 4], [0.1, 0.2, 0.9, 0.8], ["a", "b"], [float("inf")] * 4, "nan", "b.png"]
+    rng, rows = random.Random(0), []
+    for i in range(120):
+        row = qa(f"{'ab'[i % 2]}.png", region=[5, 5, 30, 20], type="color")
+        for _ in range(rng.randint(1, 2)):
+            row[rng.choice(["image", "question", "answer", "type", "region", "scene"])] = copy.deepcopy(rng.choice(weird))
+        rows.append(row)
+    write_pool(tmp_path, {"a.png": encoded(noise(), "PNG"), "b.png": encoded(noise(seed=1), "PNG")}, rows)
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx)
+    assert pool.inputs == 120 == len(pool.records) + len(ctx.rejects)
+    assert 0 < len(pool.records) < 120 and all(isinstance(r.question, str) and isinstance(r.answer, str) for r in pool.records)

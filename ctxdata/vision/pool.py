@@ -13,6 +13,7 @@ anchor_id / confounder_id) is its path relative to the pool folder; several line
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from ctxdata._json import loads
 from ctxdata.errors import CtxdataError
 from ctxdata.pipeline import INPUT, RunContext
-from ctxdata.vision.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image
+from ctxdata.vision.images import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, region_mask
 from ctxdata.vision.templates import infer_type
 
 STAGE = "pool"
@@ -59,6 +60,8 @@ def safe_relative(root: Path, rel: str) -> Path:
     """`root / rel`, refusing absolute paths and `..` escapes (ImageRejected path_outside_pool)."""
     if not rel or PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).is_absolute() or PureWindowsPath(rel).drive:
         raise ImageRejected("path_outside_pool", f"image path {rel!r} must be relative to the pool folder")
+    if "\x00" in rel:
+        raise ImageRejected("bad_path", f"image path {rel!r} holds a NUL byte")
     resolved = (root / rel).resolve()
     if not resolved.is_relative_to(root.resolve()):
         raise ImageRejected("path_outside_pool", f"image path {rel!r} leaves the pool folder {root}")
@@ -84,16 +87,35 @@ def _reject(ctx: RunContext, source: str, reason: str, detail: str) -> None:
 
 
 def _qa_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The QA fields of a row; a field of the wrong type raises ImageRejected(`bad_field`)."""
+    for key in ("question", "answer"):  # an answer may be a number ("3" objects)
+        if isinstance(row[key], bool) or not isinstance(row[key], (str, int, float)):
+            raise ImageRejected("bad_field", f"`{key}` is a {type(row[key]).__name__}, expected text")
     question, answer = str(row["question"]).strip(), str(row["answer"]).strip()
     qtype = str(row.get("type") or infer_type(question, answer))
-    region = row.get("region")
-    if isinstance(region, (list, tuple)):
-        region = [float(v) for v in region]
-    return {"question": question, "answer": answer, "qtype": qtype, "region": region or None, "scene": row.get("scene")}
+    return {"question": question, "answer": answer, "qtype": qtype, "region": _region(row.get("region")), "scene": row.get("scene")}
+
+
+def _region(region: Any) -> Any:
+    """None, a mask path, or a pixel box [x0, y0, x1, y1] of finite numbers with x0 < x1 and y0 < y1."""
+    if region in (None, "", []):
+        return None
+    if isinstance(region, str):
+        return region
+    if isinstance(region, (list, tuple)) and len(region) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in region):
+        box = [float(v) for v in region]
+        if all(math.isfinite(v) for v in box) and box[0] < box[2] and box[1] < box[3]:
+            return box
+    raise ImageRejected("bad_region", f"region {region!r:.80} is neither a mask path nor a box [x0, y0, x1, y1] with x0 < x1, y0 < y1")
+
+
+def _covers_pixels(image: Any, region: Any) -> bool:
+    """Whether the region (None: the whole image) marks at least one pixel of the image."""
+    return region is None or bool(region_mask(image.size, region).any())
 
 
 def _load_folder(root: Path, ctx: RunContext, max_pixels: int) -> Pool:
-    pool, decoded, failed = Pool(name=root.name), {}, {}
+    pool, decoded, failed, masks = Pool(name=root.name), {}, {}, {}
     stats = ctx.stage(STAGE)
     for lineno, line in enumerate((root / "qa.jsonl").read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
@@ -110,7 +132,10 @@ def _load_folder(root: Path, ctx: RunContext, max_pixels: int) -> Pool:
         if missing:
             _reject(ctx, source, "missing_field", f"missing {', '.join(missing)}")
             continue
-        rel = str(row["image"])
+        rel = row["image"]
+        if not isinstance(rel, str):
+            _reject(ctx, source, "bad_field", f"`image` is a {type(rel).__name__}, expected a path")
+            continue
         try:
             if rel in failed:
                 raise failed[rel]
@@ -120,13 +145,27 @@ def _load_folder(root: Path, ctx: RunContext, max_pixels: int) -> Pool:
             failed[rel] = exc
             _reject(ctx, f"{source} ({rel})", exc.reason, exc.detail)
             continue
-        fields = _qa_fields(row)
-        if isinstance(fields["region"], str):  # a mask path, also confined to the pool
+        try:
+            fields = _qa_fields(row)
+        except ImageRejected as exc:
+            _reject(ctx, source, exc.reason, exc.detail)
+            continue
+        if isinstance(fields["region"], str):  # a mask image: confined to the pool, and it must decode
+            mask = fields["region"]
             try:
-                fields["region"] = str(safe_relative(root, fields["region"]))
+                if mask in failed:
+                    raise failed[mask]
+                path = safe_relative(root, mask)
+                if mask not in masks:
+                    masks[mask] = decode_image(path, max_pixels=max_pixels, name=mask) and str(path)
             except ImageRejected as exc:
+                failed[mask] = exc
                 _reject(ctx, source, exc.reason, f"region mask: {exc.detail}")
                 continue
+            fields["region"] = masks[mask]
+        if not _covers_pixels(decoded[rel], fields["region"]):
+            _reject(ctx, source, "bad_region", f"region {fields['region']!r:.80} covers no pixel of the {decoded[rel].width}x{decoded[rel].height} image")
+            continue
         pool.images[rel] = decoded[rel]
         pool.records.append(QARecord(image_id=rel, source=source, **fields))
         stats.n_out += 1
@@ -169,10 +208,16 @@ def _load_table(rows: list[dict[str, Any]], root: Path, name: str, ctx: RunConte
             else:
                 image_id = str(cell.get("path") if isinstance(cell, dict) else cell)
                 image = pool.images.get(image_id) or decode_image(safe_relative(root, image_id), max_pixels=max_pixels, name=image_id)
+            fields = _qa_fields(row)
+            if isinstance(fields["region"], str):
+                raise ImageRejected("bad_region", "a region mask path needs a pool folder; give a box [x0, y0, x1, y1]")
         except ImageRejected as exc:
             _reject(ctx, source, exc.reason, exc.detail)
             continue
+        if not _covers_pixels(image, fields["region"]):
+            _reject(ctx, source, "bad_region", f"region {fields['region']!r:.80} covers no pixel of the {image.width}x{image.height} image")
+            continue
         pool.images[image_id] = image
-        pool.records.append(QARecord(image_id=image_id, source=source, **_qa_fields(row)))
+        pool.records.append(QARecord(image_id=image_id, source=source, **fields))
         stats.n_out += 1
     return pool
