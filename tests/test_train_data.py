@@ -78,3 +78,9 @@ def test_task_data_jsonl_parquet_and_errors(tmp_path):
         load_task_data(bad)
     with pytest.raises(CtxdataError, match="does not exist"):
         load_task_data(tmp_path / "nope.jsonl")
+    bad.write_bytes(json.dumps({"prompt": "ok", "answer": "1"}).encode() + b"\n\xff\xfe caf\xe9\n")
+    with pytest.raises(CtxdataError, match=r"bad\.jsonl:2: not UTF-8 \(byte 0xff"):
+        load_task_data(bad)
+    bad.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(CtxdataError, match=r"bad\.jsonl:1: not valid JSON \(JSON nested deeper"):
+        load_task_data(bad)

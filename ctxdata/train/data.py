@@ -13,12 +13,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ctxdata._json import loads
 from ctxdata.errors import CtxdataError
 from ctxdata.train.prompts import selection_messages, wrong_label
 
@@ -136,14 +136,16 @@ def load_task_data(path: str | Path) -> list[dict[str, Any]]:
         for index, row in enumerate(pq.read_table(path).to_pylist()):
             rows.append(_check_task_row(row, f"{path} row {index}"))
     else:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, "rb") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CtxdataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                    row = loads(line.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise CtxdataError(f"{path}:{lineno}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at {exc.start})") from None
+                except ValueError as exc:  # invalid JSON, or nested too deep
+                    raise CtxdataError(f"{path}:{lineno}: not valid JSON ({getattr(exc, 'msg', None) or exc})") from None
                 rows.append(_check_task_row(row, f"{path}:{lineno}"))
     if not rows:
         raise CtxdataError(f"task data {path} has no rows")
