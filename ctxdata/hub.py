@@ -25,7 +25,7 @@ from typing import Any
 from ctxdata import __version__
 from ctxdata.card import CardConfig, render_card
 from ctxdata.errors import ConfigError, CtxdataError
-from ctxdata.io import atomic_write_text, read_report, write_json
+from ctxdata.io import atomic_write_text, read_report, read_shard, write_json
 from ctxdata.schema import DOMAINS, arrow_schema
 
 STAGING_MARKER = ".ctxdata-staging.json"
@@ -114,15 +114,13 @@ class _RollingParquet:
 
 def _convert(out: Path, folder: Path, max_shard_bytes: int, on_shard=None) -> dict[str, dict[str, Any]]:
     """Arrow shards of `out` -> Parquet shards per domain under `folder/data/<domain>/`."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     shutil.rmtree(folder / "data", ignore_errors=True)
     writers: dict[str, _RollingParquet] = {}
     state = json.loads((out / "state.json").read_text())
     for entry in state["_data_files"]:
-        with pa.memory_map(str(out / entry["filename"])) as source:
-            table = pa.ipc.open_stream(source).read_all()
+        table = read_shard(out / entry["filename"])
         table = _embed_images(table.cast(arrow_schema()))
         for domain in DOMAINS:
             part = table.filter(pc.equal(table.column("domain"), domain))

@@ -292,17 +292,26 @@ def read_report(out: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def read_shard(path: Path):
+    """One Arrow shard as a table; a missing or damaged one is a CtxdataError naming it."""
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_stream(source).read_all()
+    except (OSError, pa.ArrowException) as exc:
+        raise CtxdataError(f"shard {path} cannot be read ({exc}); rebuild the output folder (rerun the command with --overwrite)") from None
+
+
 def iter_rows(out: str | Path, columns: list[str] | None = None) -> Iterable[dict[str, Any]]:
     """Rows of an output folder, shard by shard, without importing `datasets`."""
-    import pyarrow as pa
 
     out = Path(out)
     state_path = out / "state.json"
     if not state_path.exists():
         raise CtxdataError(f"{out} has no state.json: not a ctxdata/datasets output folder")
     for entry in json.loads(state_path.read_text())["_data_files"]:
-        with pa.memory_map(str(out / entry["filename"])) as source:
-            table = pa.ipc.open_stream(source).read_all()
+        table = read_shard(out / entry["filename"])
         if columns:
             table = table.select(columns)
         yield from table.to_pylist()

@@ -110,3 +110,13 @@ def test_a_killed_writers_temporaries_are_removed_and_a_live_ones_kept(tmp_path)
     (tmp_path / "pairs-00001.arrow").write_bytes(b"done")
     assert remove_dead_temporaries(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".pairs-00004.arrow.tmp-{os.getppid()}", "pairs-00001.arrow"]
+
+
+def test_a_damaged_shard_is_an_error_naming_it(tmp_path):
+    output = PairOutput(tmp_path / "out", {"x": 1}, command="t")
+    run_tasks(output, [[make_pair(query=f"q{i}") for i in range(20)]], [])
+    output.finalize(1, inputs=20, global_ctx=RunContext())
+    shard = next((tmp_path / "out").glob("pairs-*.arrow"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(CtxdataError, match=rf"shard .*{shard.name} cannot be read"):
+        list(iter_rows(tmp_path / "out"))
