@@ -165,6 +165,8 @@ def test_config_rejects_bad_values():
         CodingBuildConfig(traces=[], out="x")
     with pytest.raises(CtxdataError, match="max-context-tokens"):
         CodingBuildConfig(traces=["x"], out="x", max_context_tokens=10)
+    with pytest.raises(CtxdataError, match="--workers must be >= 0"):
+        CodingBuildConfig(traces=["x"], out="x", workers=-2)
 
 
 def test_parallel_workers_write_the_same_bytes(synth_traces, tmp_path, monkeypatch):

@@ -70,6 +70,8 @@ class CodingBuildConfig:
             raise ConfigError("--max-context-tokens must be >= 64")
         if self.shard_size < 1:
             raise ConfigError("--shard-size must be >= 1")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be >= 0 (0 = one per core), got {self.workers}")
         self.cascade = CascadeConfig(
             levels=tuple(self.levels), min_level=self.min_level, issue_threshold=self.issue_threshold,
             issue_similarity=self.issue_similarity, max_pairs_per_trajectory=self.max_pairs_per_trajectory,
