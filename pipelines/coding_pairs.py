@@ -7,6 +7,7 @@ context on disk; the cascade mines candidate pairs from the signatures. Phase 2 
 (one shard each, resumable): read the two stored contexts, mask both patches in both, verify.
 """
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,11 +42,12 @@ candidates = mine_candidates(signatures, cascade, ctx)
 # Phase 2: candidates -> verified pairs, 256 per shard.
 pair_stages = [
     LoadContexts(store),  # the two stored contexts, one seek and read each
-    MaskContexts(),  # mask both patches and both ids in both, assign A/B
+    MaskContexts(),  # mask both patches and both ids in both, place them as A/B by the label
     VerifyPairs(coding_checks(max_length_ratio=2.0)),  # differ, no leak, length band, no id shortcut
 ]
 output.write_input_rejects(ctx.rejects)
 tasks = [candidates[i : i + 256] for i in range(0, len(candidates), 256)]
 run_tasks(output, tasks, pair_stages)
+shutil.rmtree(store)  # the rendered contexts are in the shards now
 report = output.finalize(len(tasks), inputs=ctx.counters.pop("inputs", 0), global_ctx=ctx)
 print(f"{report['pairs']} pairs from {report['inputs']} trajectories -> {out}  by method: {report['methods']}")
