@@ -268,7 +268,8 @@ def run_tasks(
 
     Tasks are independent, so `workers > 1` runs them in spawned processes (stages and `to_row`
     must then be picklable), or on an existing `parallel.worker_pool`; each task still writes its
-    own shard, so the bytes do not depend on the number of workers. Returns how many tasks a previous run had already finished.
+    own shard, so the bytes do not depend on the number of workers. Returns how many tasks a
+    previous run had already finished.
     `on_task(task_index, n_items)` is called after each task (for progress bars).
     """
     from ctxdata.parallel import map_ordered
@@ -305,7 +306,6 @@ def read_shard(path: Path):
 
 def iter_rows(out: str | Path, columns: list[str] | None = None) -> Iterable[dict[str, Any]]:
     """Rows of an output folder, shard by shard, without importing `datasets`."""
-
     out = Path(out)
     state_path = out / "state.json"
     if not state_path.exists():

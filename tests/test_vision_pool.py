@@ -200,3 +200,20 @@ def test_randomly_mutated_qa_rows_never_crash_the_pool(tmp_path):
     pool = load_pool(tmp_path, ctx)
     assert pool.inputs == 120 == len(pool.records) + len(ctx.rejects)
     assert 0 < len(pool.records) < 120 and all(isinstance(r.question, str) and isinstance(r.answer, str) for r in pool.records)
+
+
+def test_parquet_pool_mask_regions_resolve_in_its_folder_and_must_decode(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "p.png").write_bytes(encoded(noise(), "PNG"))
+    mask = np.zeros((32, 48), dtype=np.uint8)
+    mask[4:12, 6:20] = 255
+    (tmp_path / "m.png").write_bytes(encoded(Image.fromarray(mask, "L"), "PNG"))
+    rows = [{"image": "p.png", "question": "Q?", "answer": "a", "region": region} for region in ("m.png", "nope.png", "../m.png")]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pool.parquet")
+    ctx = RunContext()
+    pool = load_pool(tmp_path / "pool.parquet", ctx)
+    assert [r.region for r in pool.records] == [str((tmp_path / "m.png").resolve())]
+    assert [r.reason for r in ctx.rejects] == ["image_missing", "path_outside_pool"]
+    assert all(r.detail.startswith("region mask:") for r in ctx.rejects)

@@ -100,11 +100,6 @@ class ContextReader:
             raise CtxdataError(f"context store {self.folder / ref.file} is truncated; rerun the command")
         return StoredContext(*orjson.loads(blob))
 
-    def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
-
     def __getstate__(self) -> dict:  # shipped to workers: open files do not travel
         return {"folder": self.folder, "_files": {}}
 

@@ -20,7 +20,7 @@ DEFAULT_MAX_PIXELS = 64_000_000  # ~8000 x 8000; PIL's own default warns at 89.5
 
 
 class ImageRejected(Exception):
-    """A pool image that cannot be used; `reason` is one of IMAGE_REASONS."""
+    """A pool image (or, from the pool, a row's field or region) that cannot be used; `reason` names why."""
 
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"{reason}: {detail}")

@@ -6,8 +6,9 @@
       cats/1.jpg
 
 One qa line is one input. A line is kept when it parses, has its fields and its image decodes;
-otherwise it becomes a reject (`invalid_json`, `missing_field`, `path_outside_pool`, or an image
-reason from `images.IMAGE_REASONS`), so `inputs == kept + rejected`. An image's id (the pair's
+otherwise it becomes a reject (`invalid_json`, `missing_field`, `bad_field`, `bad_region`,
+`bad_path`, `path_outside_pool`, or an image reason from `images.IMAGE_REASONS`), so
+`inputs == kept + rejected`. An image's id (the pair's
 anchor_id / confounder_id) is its path relative to the pool folder; several lines may share it.
 """
 
@@ -109,13 +110,30 @@ def _region(region: Any) -> Any:
     raise ImageRejected("bad_region", f"region {region!r:.80} is neither a mask path nor a box [x0, y0, x1, y1] with x0 < x1, y0 < y1")
 
 
-def _covers_pixels(image: Any, region: Any) -> bool:
-    """Whether the region (None: the whole image) marks at least one pixel of the image."""
-    return region is None or bool(region_mask(image.size, region).any())
+def _checked_region(root: Path, region: Any, image: Any, max_pixels: int, masks: dict[str, Any]) -> Any:
+    """The region with a mask name resolved inside the pool; ImageRejected when it is unusable for `image`.
+
+    A mask must stay in the pool and decode (checked once per name, cached in `masks`); any region
+    must mark at least one pixel of the image.
+    """
+    if isinstance(region, str):
+        if region not in masks:
+            try:
+                path = safe_relative(root, region)
+                decode_image(path, max_pixels=max_pixels, name=region)
+                masks[region] = str(path)
+            except ImageRejected as exc:
+                masks[region] = ImageRejected(exc.reason, f"region mask: {exc.detail}")
+        if isinstance(masks[region], ImageRejected):
+            raise masks[region]
+        region = masks[region]
+    if region is not None and not region_mask(image.size, region).any():
+        raise ImageRejected("bad_region", f"region {region!r:.80} covers no pixel of the {image.width}x{image.height} image")
+    return region
 
 
 def _load_folder(root: Path, ctx: RunContext, max_pixels: int) -> Pool:
-    pool, decoded, failed, masks = Pool(name=root.name), {}, {}, {}
+    pool, decoded, failed, masks = Pool(name=root.name), {}, {}, {}  # masks: path or ImageRejected, by name
     stats = ctx.stage(STAGE)
     for lineno, line in enumerate((root / "qa.jsonl").read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
@@ -150,21 +168,10 @@ def _load_folder(root: Path, ctx: RunContext, max_pixels: int) -> Pool:
         except ImageRejected as exc:
             _reject(ctx, source, exc.reason, exc.detail)
             continue
-        if isinstance(fields["region"], str):  # a mask image: confined to the pool, and it must decode
-            mask = fields["region"]
-            try:
-                if mask in failed:
-                    raise failed[mask]
-                path = safe_relative(root, mask)
-                if mask not in masks:
-                    masks[mask] = decode_image(path, max_pixels=max_pixels, name=mask) and str(path)
-            except ImageRejected as exc:
-                failed[mask] = exc
-                _reject(ctx, source, exc.reason, f"region mask: {exc.detail}")
-                continue
-            fields["region"] = masks[mask]
-        if not _covers_pixels(decoded[rel], fields["region"]):
-            _reject(ctx, source, "bad_region", f"region {fields['region']!r:.80} covers no pixel of the {decoded[rel].width}x{decoded[rel].height} image")
+        try:
+            fields["region"] = _checked_region(root, fields["region"], decoded[rel], max_pixels, masks)
+        except ImageRejected as exc:
+            _reject(ctx, source, exc.reason, exc.detail)
             continue
         pool.images[rel] = decoded[rel]
         pool.records.append(QARecord(image_id=rel, source=source, **fields))
@@ -190,7 +197,7 @@ def _read_datasets(path: Path) -> list[dict[str, Any]]:
 
 def _load_table(rows: list[dict[str, Any]], root: Path, name: str, ctx: RunContext, max_pixels: int) -> Pool:
     """Rows with image (bytes/path cell or a path string), question, answer[, type, region]."""
-    pool = Pool(name=name)
+    pool, masks = Pool(name=name), {}
     stats = ctx.stage(STAGE)
     for i, row in enumerate(rows):
         source = f"{name}:{i}"
@@ -209,13 +216,13 @@ def _load_table(rows: list[dict[str, Any]], root: Path, name: str, ctx: RunConte
                 image_id = str(cell.get("path") if isinstance(cell, dict) else cell)
                 image = pool.images.get(image_id) or decode_image(safe_relative(root, image_id), max_pixels=max_pixels, name=image_id)
             fields = _qa_fields(row)
-            if isinstance(fields["region"], str):
-                raise ImageRejected("bad_region", "a region mask path needs a pool folder; give a box [x0, y0, x1, y1]")
         except ImageRejected as exc:
             _reject(ctx, source, exc.reason, exc.detail)
             continue
-        if not _covers_pixels(image, fields["region"]):
-            _reject(ctx, source, "bad_region", f"region {fields['region']!r:.80} covers no pixel of the {image.width}x{image.height} image")
+        try:
+            fields["region"] = _checked_region(root, fields["region"], image, max_pixels, masks)
+        except ImageRejected as exc:
+            _reject(ctx, source, exc.reason, exc.detail)
             continue
         pool.images[image_id] = image
         pool.records.append(QARecord(image_id=image_id, source=source, **fields))

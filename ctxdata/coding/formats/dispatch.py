@@ -86,6 +86,8 @@ def to_result(obj: Any, location: str, path: str, opts: ReadOptions, fmt: str | 
         return RecordResult(location, None, exc.reason, exc.detail)
     except Exception as exc:  # a record of an unexpected shape must not stop the run
         return RecordResult(location, None, "parse_error", f"{name} reader: {type(exc).__name__}: {exc}")
+    if not isinstance(traj.model, str):  # provenance only: kept, as text
+        traj.model = "" if traj.model is None else str(traj.model)
     problem = _type_problem(traj)
     if problem:  # a field of the wrong JSON type (e.g. a numeric `submission`): say which
         return RecordResult(location, None, "bad_field", f"{name} record {traj.id!r}: {problem}")
@@ -101,8 +103,6 @@ def to_result(obj: Any, location: str, path: str, opts: ReadOptions, fmt: str | 
 
 def _type_problem(traj: Trajectory) -> str | None:
     """What is not a string (or an int exit code) where the Trajectory promises one, else None."""
-    if not isinstance(traj.model, str):
-        traj.model = "" if traj.model is None else str(traj.model)  # provenance only: kept as text
     for name in ("id", "repo", "base_commit", "issue", "patch"):
         value = getattr(traj, name)
         if not isinstance(value, str):
