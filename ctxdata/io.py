@@ -43,7 +43,7 @@ from ctxdata.schema import SCHEMA_VERSION, arrow_schema, features_dict
 # Config keys that do not change the data (so they neither block a resume nor enter the shards).
 VOLATILE_KEYS = frozenset({"out", "overwrite", "progress", "workers", "debug", "hash_inputs"})
 # Config keys that name input files or folders: fingerprinted for resume, protected from --overwrite.
-INPUT_KEYS = ("traces", "results", "pool")
+INPUT_KEYS = ("traces", "results", "pool", "instructions")
 MARKER = ".ctxdata-output"
 SHARD_COLUMNS_CHECKED = ("pair_id", "domain", "query", "answer", "label", "method")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ctxdata.cli._options import Out, Overwrite, Seed, ShardSize
+from ctxdata.cli._options import HashInputs, Out, Overwrite, Seed, ShardSize
 
 
 def _floats(text: str, what: str) -> tuple[float, float]:
@@ -41,6 +41,8 @@ def build_vision_cmd(
     difficulty: Annotated[Optional[str], typer.Option("--difficulty", help="Target VQA model for the pass@8 band filter (hf:<path> | openai:<base-url>).")] = None,
     difficulty_band: Annotated[str, typer.Option("--difficulty-band", help="Keep pairs the target solves in this fraction of samples.")] = "0.25,0.63",
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Images above this many pixels are rejected as decompression bombs.")] = 64_000_000,
+    max_pool_pixels: Annotated[int, typer.Option("--max-pool-pixels", min=1, help="Decoded pixels the whole pool may hold (~3 bytes each); images past it are rejected as pixel_budget.")] = 1_000_000_000,
+    hash_inputs: HashInputs = False,
     seed: Seed = 0,
     shard_size: ShardSize = 64,
     overwrite: Overwrite = False,
@@ -64,7 +66,7 @@ def build_vision_cmd(
         instructions=str(instructions) if instructions else None, edits_per_image=edits_per_image, embedder=embedder, index=index, k=neighbours,
         index_path=str(index_path) if index_path else None, sim_band=_floats(sim_band, "--sim-band"), answerer=answerer,
         blind_embedder=blind_embedder, blind_thresholds=_floats(blind_thresholds, "--blind-thresholds"), verifier=verifier,
-        difficulty=difficulty, difficulty_band=_floats(difficulty_band, "--difficulty-band"), max_pixels=max_pixels,
+        difficulty=difficulty, difficulty_band=_floats(difficulty_band, "--difficulty-band"), max_pixels=max_pixels, max_pool_pixels=max_pool_pixels, hash_inputs=hash_inputs,
         seed=seed, shard_size=shard_size,
     )
     with progress() as bar:

@@ -25,6 +25,7 @@ from ctxdata.coding.mask import mask_diff_blocks
 from ctxdata.coding.render import render_trajectory
 from ctxdata.coding.trajectory import Step, Trajectory
 from ctxdata.errors import CtxdataError
+from ctxdata.io import named_os_error
 from ctxdata.pipeline import RunContext, Stage
 
 
@@ -69,13 +70,19 @@ class ContextWriter:
 
     def add(self, ctx: StoredContext) -> ContextRef:
         blob = orjson.dumps([ctx.id, ctx.source, ctx.format, ctx.issue, ctx.patch, ctx.n_steps, ctx.text])
-        self._fh.write(blob)
+        try:
+            self._fh.write(blob)
+        except OSError as exc:  # e.g. a full disk: name the file (the build removes the store on the way out)
+            raise named_os_error(exc, self._tmp) from None
         ref = ContextRef(self.name, self._offset, len(blob))
         self._offset += len(blob)
         return ref
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:  # buffered bytes that did not fit
+            raise named_os_error(exc, self._tmp) from None
         os.replace(self._tmp, self.folder / self.name)
 
 
