@@ -30,7 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def build_inputs(root: Path, n_pairs: int = 16) -> tuple[Path, Path]:
     from conftest import make_pair
-    from ctxdata.io import PairOutput, run_tasks
+    from ctxdata.io import PairOutput
+    from ctxdata.engine import run_tasks
     from ctxdata.pipeline import RunContext
 
     trace = "\n".join(f"$ python -m pytest tests/test_{i}.py -q\n{i} passed, 1 failed in 0.{i}s" for i in range(6))

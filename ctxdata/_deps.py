@@ -25,6 +25,7 @@ KNOWN = {
     "efficientnet_lite_pytorch": ("efficientnet-lite-pytorch", "vision"),
     "huggingface_hub": ("huggingface_hub", "hub"),
     "playwright": ("playwright", "test"),
+    "ray": ("ray[data]", "ray"),
 }
 
 

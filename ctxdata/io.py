@@ -10,7 +10,8 @@
       .ctxdata-output            the ownership marker: only a folder holding it is ever deleted
       _work/                     per-task markers and rejects, and the input listing, for resuming
 
-Work is split into deterministic tasks. Each task's shard is written to a temporary name and
+Work is split into deterministic tasks, run by an engine (`ctxdata.engine.run_tasks`); the driver
+writes every task's result here. Each task's shard is written to a temporary name and
 renamed when complete; a `.done` marker (with the shard's sha256) is written last. A rerun skips
 tasks with a marker whose shard still matches its hash, so a killed run resumes and finishes with
 the same shards; the same seed gives the same bytes.
@@ -37,11 +38,12 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ctxdata import __version__
 from ctxdata.errors import CtxdataError
-from ctxdata.pipeline import Reject, RunContext, Stage, StageStats, run_stages
+from ctxdata.pipeline import Reject, RunContext, StageStats
 from ctxdata.schema import SCHEMA_VERSION, arrow_schema, features_dict
 
 # Config keys that do not change the data (so they neither block a resume nor enter the shards).
-VOLATILE_KEYS = frozenset({"out", "overwrite", "progress", "workers", "debug", "hash_inputs"})
+VOLATILE_KEYS = frozenset({"out", "overwrite", "progress", "workers", "debug", "hash_inputs",
+                           "engine", "ray_address", "num_gpus", "concurrency", "batch_size"})
 # Config keys that name input files or folders: fingerprinted for resume, protected from --overwrite.
 INPUT_KEYS = ("traces", "results", "pool", "instructions")
 MARKER = ".ctxdata-output"
@@ -342,8 +344,12 @@ class PairOutput:
         atomic_write_text(path, "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rejects))
 
     # -- the end ---------------------------------------------------------------------------
-    def finalize(self, n_tasks: int, *, inputs: int, global_ctx: RunContext, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Merge task outputs into the `datasets` layout, `rejects.jsonl` and `report.json`."""
+    def finalize(self, n_tasks: int, *, inputs: int, global_ctx: RunContext, extra: dict[str, Any] | None = None,
+                 summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Merge task outputs into the `datasets` layout, `rejects.jsonl` and `report.json` (written once).
+
+        `summarize(report)` adds a build's own summary fields, computed from the merged report.
+        """
         stats: dict[str, StageStats] = {name: StageStats(name, s.n_in, s.n_out, Counter(s.dropped), s.in_unit) for name, s in global_ctx.stats.items()}
         counters, methods, labels = Counter(global_ctx.counters), Counter(), Counter()
         shards, hashes, n_rows = [], [], 0
@@ -417,51 +423,10 @@ class PairOutput:
             "ctxdata_version": __version__,
             **(extra or {}),
         }
+        if summarize is not None:
+            report.update(summarize(report))
         write_json(self.out / "report.json", report)
         return report
-
-
-def pair_to_row(pair: Any) -> dict[str, Any]:
-    return pair.to_row()
-
-
-def run_one_task(args: tuple) -> dict[str, Any]:
-    """Run the stages over one task's items and write its shard (also the worker entry point)."""
-    output, stages, to_row, index, items = args
-    ctx = RunContext()
-    rows = [to_row(pair) for pair in run_stages(stages, items, ctx)]
-    return output.write_task(index, rows, ctx)
-
-
-def run_tasks(
-    output: PairOutput,
-    tasks: Sequence[Sequence[Any]],
-    stages: list[Stage],
-    *,
-    to_row: Callable[[Any], dict[str, Any]] = pair_to_row,
-    on_task: Callable[[int, int], None] | None = None,
-    pool: Any = None,
-) -> int:
-    """Run `stages` over each task's items, writing one shard per task; skip finished tasks.
-
-    Tasks are independent, so with a `parallel.worker_pool` they run in its spawned processes
-    (stages and `to_row` must then be picklable); each task still writes its own shard, so the
-    bytes do not depend on the number of workers. A finished task whose shard no longer matches
-    its recorded sha256 runs again. Returns how many tasks a previous run had already finished.
-    `on_task(task_index, n_items)` is called after each task (for progress bars).
-    """
-    from ctxdata.parallel import map_ordered
-
-    todo = [i for i in range(len(tasks)) if output.task_result(i, verify=True) is None]
-    done = set(range(len(tasks))) - set(todo)
-    for index in sorted(done):
-        if on_task is not None:
-            on_task(index, len(tasks[index]))
-    jobs = [(output, stages, to_row, i, tasks[i]) for i in todo]
-    for job, _ in zip(jobs, map_ordered(run_one_task, jobs, pool=pool)):
-        if on_task is not None:
-            on_task(job[3], len(job[4]))
-    return len(tasks) - len(todo)
 
 
 # What the commands that read a report use; a report without them is not one of ours.

@@ -64,7 +64,7 @@ def run_quickstart(cfg: QuickstartConfig, step: Callable[[str], None] = lambda n
 
     timed("synth traces", lambda: _summary(write_traces(SynthConfig(n=cfg.traces, seed=cfg.seed, kb=8), out / "traces", workers=1)))
     coding = timed("build-coding", lambda: _build_summary(build_coding(CodingBuildConfig(traces=[str(out / "traces")], out=str(out / "pairs-coding"), seed=cfg.seed, workers=1))))
-    vision = timed("build-vision", lambda: _build_summary(build_vision(VisionConfig(seed=cfg.seed), out / "pairs-vision")))
+    vision = timed("build-vision", lambda: _build_summary(build_vision(VisionConfig(seed=cfg.seed, out=str(out / "pairs-vision")))))
     if coding["pairs"]:
         timed("export verl", lambda: export_pairs(out / "pairs-coding", out / "export" / "coding-verl.parquet", ExportConfig(target="verl")))
     if vision["pairs"]:

@@ -15,7 +15,8 @@ from ctxdata.coding.build import MaskContexts
 from ctxdata.coding.cascade import CascadeConfig, DropDuplicateInstances, SignTrajectories, mine_candidates
 from ctxdata.coding.readers import ReadTrajectories
 from ctxdata.coding.store import ContextWriter, LoadContexts, StoreContexts
-from ctxdata.io import PairOutput, run_tasks
+from ctxdata.io import PairOutput
+from ctxdata.engine import run_tasks
 from ctxdata.pipeline import RunContext, run_stages
 from ctxdata.verify.checks import VerifyPairs
 from ctxdata.verify.coding import coding_checks

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from ctxdata.io import PairOutput, run_tasks
+from ctxdata.io import PairOutput
+from ctxdata.engine import run_tasks
 from ctxdata.pipeline import RunContext
 from ctxdata.vision.build import VisionConfig, assign_labels, chunk, embed_pool, load_any_pool, mine_retrieval, plan_edits, pool_index
 from ctxdata.vision.edit import EditorChoice

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from conftest import make_pair, png_bytes
 from ctxdata.cli.main import app
-from ctxdata.io import PairOutput, run_tasks
+from ctxdata.io import PairOutput
+from ctxdata.engine import run_tasks
 from ctxdata.pipeline import Filter, RunContext
 from ctxdata.schema import COLUMNS, Check, image_cell
 

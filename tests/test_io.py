@@ -4,7 +4,8 @@ import pytest
 
 from conftest import make_pair
 from ctxdata.errors import CtxdataError
-from ctxdata.io import PairOutput, iter_rows, run_tasks
+from ctxdata.io import PairOutput, iter_rows
+from ctxdata.engine import run_tasks
 from ctxdata.pipeline import Filter, RunContext, Stage
 
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["torch", "transformers", "faiss", "open_clip", "diffusers", "trl", "sentence_transformers", "cv2", "datasets"]
+HEAVY = ["torch", "transformers", "faiss", "open_clip", "diffusers", "trl", "sentence_transformers", "cv2", "datasets", "ray"]
 
 PROBE = """
 import json, sys

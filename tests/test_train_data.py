@@ -6,7 +6,8 @@ import pytest
 
 from conftest import make_pair
 from ctxdata.errors import CtxdataError
-from ctxdata.io import PairOutput, run_tasks
+from ctxdata.io import PairOutput
+from ctxdata.engine import run_tasks
 from ctxdata.pipeline import RunContext
 from ctxdata.train.data import (
     PairSampler,

@@ -8,7 +8,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from conftest import make_pair  # noqa: E402
-from ctxdata.io import PairOutput, run_tasks  # noqa: E402
+from ctxdata.engine import run_tasks  # noqa: E402
+from ctxdata.io import PairOutput  # noqa: E402
 from ctxdata.pipeline import RunContext  # noqa: E402
 from ctxdata.train import losses  # noqa: E402
 from ctxdata.train.config import TrainConfig  # noqa: E402

@@ -11,7 +11,8 @@ pytest.importorskip("transformers")
 
 from conftest import make_pair  # noqa: E402
 from ctxdata.errors import ConfigError  # noqa: E402
-from ctxdata.io import PairOutput, run_tasks  # noqa: E402
+from ctxdata.engine import run_tasks  # noqa: E402
+from ctxdata.io import PairOutput  # noqa: E402
 from ctxdata.pipeline import RunContext  # noqa: E402
 from ctxdata.train.config import TrainConfig  # noqa: E402
 from ctxdata.train.setup import read_metrics  # noqa: E402

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from conftest import make_pair
 from ctxdata.cli.main import app
-from ctxdata.io import PairOutput, run_tasks
+from ctxdata.io import PairOutput
+from ctxdata.engine import run_tasks
 from ctxdata.pipeline import RunContext
 from ctxdata.schema import Check, image_cell
 from ctxdata.view.render import first_divergent_step, split_steps

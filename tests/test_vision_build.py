@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,6 +16,10 @@ from typer.testing import CliRunner
 from ctxdata.cli.main import app
 from ctxdata.io import iter_rows, read_report
 from ctxdata.vision.build import VisionConfig, build_vision
+
+
+def with_out(config: VisionConfig, out) -> VisionConfig:
+    return dataclasses.replace(config, out=str(out))
 
 
 def shard_bytes(out: Path) -> dict[str, bytes]:
@@ -92,7 +97,7 @@ def test_retrieval_pairs_each_edited_photo_with_its_source(tmp_path):
     top1 = np.mean([files[ids[i, 1]] == files[i].replace("-edited", "") for i in copies])
     assert top1 >= 0.95, top1
     # and the pipeline mines exactly those pairs
-    report = build_vision(VisionConfig(pool=str(pool), strategies=("retrieval",), sim_band=(0.5, 0.9999), index="hnsw"), tmp_path / "out")
+    report = build_vision(with_out(VisionConfig(pool=str(pool), strategies=("retrieval",), sim_band=(0.5, 0.9999), index="hnsw"), tmp_path / "out"))
     pairs = {frozenset((r["anchor_id"], r["confounder_id"])) for r in iter_rows(tmp_path / "out", ["anchor_id", "confounder_id"])}
     expected = {frozenset((f, f.replace(".png", "-edited.png"))) for f in files if not f.endswith("-edited.png")}
     assert len(pairs & expected) >= 0.95 * n and pairs <= expected
@@ -108,7 +113,7 @@ def test_bad_image_pool_finishes_with_each_reason(tmp_path):
              "trunc.png": good[: len(good) // 2], "bomb.png": encoded(Image.new("L", (1100, 1000)), "PNG"), "rgba.png": GOOD["rgba.png"]()}
     lines = [qa(f) for f in files] + [qa("gone.png"), qa("../escape.png"), "{oops", {"image": "ok.png"}]
     write_pool(pool, files, lines)
-    report = build_vision(VisionConfig(pool=str(pool), max_pixels=1_000_000), tmp_path / "out")
+    report = build_vision(with_out(VisionConfig(pool=str(pool), max_pixels=1_000_000), tmp_path / "out"))
     reasons = {json.loads(line)["reason"] for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()}
     assert {"image_empty", "image_corrupt", "image_truncated", "decompression_bomb", "image_missing", "path_outside_pool",
             "invalid_json", "missing_field"} <= reasons
@@ -125,18 +130,23 @@ def test_resume_after_kill_gives_the_same_shards_as_a_clean_run(tmp_path):
     config = VisionConfig(demo_families=3, shard_size=6, seed=11)
     killed = tmp_path / "killed"
 
-    def die_after_two(index, n_items):
-        if index == 1:
-            raise Killed
+    class DieAfterTwoTasks:  # a progress display that stops the run after two tasks were written
+        def add_task(self, description, total=None):
+            return description
+
+        def update(self, task, advance=0):
+            self.tasks = getattr(self, "tasks", 0) + (task.startswith("edit") and 1)
+            if self.tasks == 2:
+                raise Killed
 
     with pytest.raises(Killed):
-        build_vision(config, killed, on_progress=die_after_two)
+        build_vision(with_out(config, killed), progress=DieAfterTwoTasks())
     assert len(list((killed / "_work").glob("task-*.done"))) == 2 and not (killed / "report.json").exists()
     first_shard = (killed / "pairs-00000.arrow").stat().st_mtime_ns
-    build_vision(config, killed)
+    build_vision(with_out(config, killed))
     assert (killed / "pairs-00000.arrow").stat().st_mtime_ns == first_shard  # finished work was skipped
     clean = tmp_path / "clean"
-    build_vision(config, clean)
+    build_vision(with_out(config, clean))
     assert shard_bytes(killed) == shard_bytes(clean) and shard_bytes(clean)
     assert read_report(killed)["pairs"] == read_report(clean)["pairs"]
 
@@ -181,7 +191,7 @@ def test_answerer_supplies_the_neighbours_answer(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"openai:http://127.0.0.1:{server.server_address[1]}/v1"
-        report = build_vision(VisionConfig(pool=str(tmp_path / "pool"), strategies=("retrieval",), sim_band=(0.3, 0.9999), answerer=url), tmp_path / "out")
+        report = build_vision(with_out(VisionConfig(pool=str(tmp_path / "pool"), strategies=("retrieval",), sim_band=(0.3, 0.9999), answerer=url), tmp_path / "out"))
     finally:
         server.shutdown()
     rows = list(iter_rows(tmp_path / "out", ["anchor_id", "confounder_id", "answer", "answer_confounder", "meta"]))
@@ -263,7 +273,7 @@ def test_verifier_passes_and_difficulty_rejects_a_trivial_pair(tmp_path):
     try:
         url = f"openai:http://127.0.0.1:{server.server_address[1]}/v1"
         config = VisionConfig(pool=str(tmp_path / "pool"), strategies=("retrieval",), sim_band=(0.3, 0.9999), verifier=url, difficulty=url)
-        report = build_vision(config, tmp_path / "out")
+        report = build_vision(with_out(config, tmp_path / "out"))
     finally:
         server.shutdown()
     # the judge answers both images right (verifier passes) every time: pass rate 1.0 > 0.63 -> too easy
@@ -282,10 +292,10 @@ def test_index_path_is_saved_then_reloaded_and_checked(tmp_path):
     _square_pool(tmp_path / "pool", {"red.png": (200, 30, 30), "blue.png": (30, 30, 200)}, rows)
     index = tmp_path / "pool.index"
     config = VisionConfig(pool=str(tmp_path / "pool"), strategies=("retrieval",), sim_band=(0.3, 0.9999), index="flat", index_path=str(index))
-    first = build_vision(config, tmp_path / "a")
+    first = build_vision(with_out(config, tmp_path / "a"))
     assert index.is_file() and first["pairs"] == 1
     stamp = index.stat().st_mtime_ns
-    assert build_vision(config, tmp_path / "b")["pairs"] == 1 and index.stat().st_mtime_ns == stamp  # reloaded, not rebuilt
+    assert build_vision(with_out(config, tmp_path / "b"))["pairs"] == 1 and index.stat().st_mtime_ns == stamp  # reloaded, not rebuilt
     _square_pool(tmp_path / "other", {"a.png": (10, 200, 10), "b.png": (200, 200, 10), "c.png": (5, 5, 5)}, [rows[0] | {"image": n} for n in ("a.png", "b.png", "c.png")])
     with pytest.raises(CtxdataError, match="built from another pool"):
-        build_vision(VisionConfig(**{**config.__dict__, "pool": str(tmp_path / "other")}), tmp_path / "c")
+        build_vision(with_out(VisionConfig(**{**config.__dict__, "pool": str(tmp_path / "other")}), tmp_path / "c"))

@@ -24,3 +24,18 @@ def trace_format_help() -> str:
     from ctxdata.coding.formats import READERS
 
     return f"Force a reader: {', '.join(READERS)} (default: detect per file)."
+
+
+def engine_help() -> str:
+    """The `--engine` help, listing the engine registry's keys."""
+    from ctxdata.engine import ENGINES
+
+    return f"Where the work runs: {' | '.join(ENGINES)} (ray needs pip install 'ctxdata[ray]'). Output bytes are the same on every engine."
+
+
+Engine = Annotated[str, typer.Option("--engine", help=engine_help())]
+RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help=(
+    "--engine ray: join this cluster (`auto`, host:6379 or ray://host:10001); without it a local cluster starts."))]
+NumGpus = Annotated[float, typer.Option("--num-gpus", min=0, help="--engine ray: GPUs reserved by each model actor (embedder, editors, VQA models).")]
+Concurrency = Annotated[int, typer.Option("--concurrency", min=0, help="--engine ray: model actors per stage (0 = --workers).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per embedding call (one Ray Data batch on --engine ray).")]

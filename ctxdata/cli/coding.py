@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ctxdata.cli._options import HashInputs, Out, Overwrite, Seed, ShardSize, trace_format_help
+from ctxdata.cli._options import Engine, HashInputs, Out, Overwrite, RayAddress, Seed, ShardSize, trace_format_help
 
 
 def build_coding_command(
@@ -25,7 +25,9 @@ def build_coding_command(
     judge: Annotated[str, typer.Option("--judge", help="none | hf:<local path or smollm2-135m> | openai:<base-url>.")] = "none",
     judge_threshold: Annotated[float, typer.Option("--judge-threshold", help="Judge margin p(anchor) - p(confounder) needed to keep a pair.")] = 0.2,
     max_record_bytes: Annotated[int, typer.Option("--max-record-bytes", min=1, help="Reject a record (file or JSONL line) larger than this as record_too_large.")] = 64 << 20,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Processes for reading and building pairs (0 = one per core). Output is identical for any value.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Processes (--engine ray: parallel tasks, and the CPUs of a local cluster) for reading and building pairs (0 = one per core). Output is identical for any value.")] = 0,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Also read links that point outside the --traces folders (links inside them are always read).")] = False,
     hash_inputs: HashInputs = False,
     seed: Seed = 0,
@@ -41,6 +43,8 @@ def build_coding_command(
         ctxdata build-coding --traces runs.jsonl --format hf-messages --levels repo,file,function --out pairs/
 
         ctxdata build-coding --traces traces/ --judge hf:smollm2-135m --out pairs/judged
+
+        ctxdata build-coding --traces /shared/traces/ --engine ray --ray-address auto --out /shared/pairs/coding
     """
     from ctxdata.coding.build import CodingBuildConfig, build_coding
     from ctxdata.console import console, print_report, progress
@@ -51,6 +55,7 @@ def build_coding_command(
         issue_threshold=issue_threshold, issue_similarity=issue_similarity, max_pairs_per_trajectory=max_pairs_per_trajectory,
         max_context_tokens=max_context_tokens, max_length_ratio=max_length_ratio, judge=judge, judge_threshold=judge_threshold, max_record_bytes=max_record_bytes, workers=workers, seed=seed,
         shard_size=shard_size, overwrite=overwrite, follow_symlinks=follow_symlinks, hash_inputs=hash_inputs,
+        engine=engine, ray_address=ray_address,
     )
     with progress() as bar:
         report = build_coding(config, progress=bar)

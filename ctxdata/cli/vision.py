@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ctxdata.cli._options import HashInputs, Out, Overwrite, Seed, ShardSize
+from ctxdata.cli._options import BatchSize, Concurrency, Engine, HashInputs, NumGpus, Out, Overwrite, RayAddress, Seed, ShardSize
 
 
 def _floats(text: str, what: str) -> tuple[float, float]:
@@ -46,6 +46,12 @@ def build_vision_cmd(
     seed: Seed = 0,
     shard_size: ShardSize = 64,
     overwrite: Overwrite = False,
+    engine: Engine = "local",
+    workers: Annotated[int, typer.Option("--workers", "-j", help="--engine ray: parallel tasks, and the CPUs of a local cluster (0 = every core).")] = 0,
+    ray_address: RayAddress = None,
+    num_gpus: NumGpus = 0.0,
+    concurrency: Concurrency = 0,
+    batch_size: BatchSize = 32,
 ) -> None:
     """Build vision pairs: edited and retrieved near-identical images with different answers.
 
@@ -56,6 +62,8 @@ def build_vision_cmd(
         ctxdata build-vision --pool my_pool/ --strategy edit --edit-model sdxl --edit-model-path ./sdxl-inpaint --out pairs/v
 
         ctxdata build-vision --pool vqa.parquet --strategy retrieval --index hnsw --sim-band 0.85,0.99 --out pairs/r
+
+        ctxdata build-vision --pool big/ --engine ray --ray-address auto --num-gpus 1 --concurrency 8 --out pairs/v
     """
     from ctxdata.console import print_report, print_table, progress
     from ctxdata.vision.build import VisionConfig, build_vision
@@ -67,15 +75,11 @@ def build_vision_cmd(
         index_path=str(index_path) if index_path else None, sim_band=_floats(sim_band, "--sim-band"), answerer=answerer,
         blind_embedder=blind_embedder, blind_thresholds=_floats(blind_thresholds, "--blind-thresholds"), verifier=verifier,
         difficulty=difficulty, difficulty_band=_floats(difficulty_band, "--difficulty-band"), max_pixels=max_pixels, max_pool_pixels=max_pool_pixels, hash_inputs=hash_inputs,
-        seed=seed, shard_size=shard_size,
+        seed=seed, shard_size=shard_size, out=str(out), overwrite=overwrite, batch_size=batch_size,
+        engine=engine, workers=workers, ray_address=ray_address, num_gpus=num_gpus, concurrency=concurrency,
     )
     with progress() as bar:
-        task = bar.add_task("edit + verify (tasks)", total=None)
-
-        def on_task(index: int, n_items: int) -> None:
-            bar.advance(task)
-
-        report = build_vision(config, out, overwrite=overwrite, on_progress=on_task)
+        report = build_vision(config, progress=bar)
     print_report(report)
     rows = [[s["strategy"], s["candidates"], s["kept"], ", ".join(f"{k}={v}" for k, v in sorted(s["rejected"].items())) or "-"] for s in report["strategies"]]
     print_table("per strategy", ["strategy", "candidates", "kept", "rejected by reason"], rows)

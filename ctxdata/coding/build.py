@@ -1,10 +1,11 @@
 """`build-coding`: agent trajectories -> verified contrastive pairs, as a resumable output folder.
 
-Two phases, both plain lists of stages, on one pool of worker processes:
+Two phases, both plain lists of stages, run by one engine (`ctxdata.engine`: local processes or Ray):
 
 1. per slice of files: read every trajectory record once, sign it (repo, commit, files,
    functions, issue MinHash) and store its rendered context (diff blocks masked) on disk, so
-   memory holds only signatures; then, globally, mine candidates with the cascade;
+   memory holds only signatures; then mine candidates with the cascade (on Ray, one group per
+   repository: condition filtering never pairs two repositories);
 2. per task of `shard_size` candidates (the unit of resume): read the two stored contexts, mask
    both patches and both ids in both, verify, optionally judge, write a shard.
 """
@@ -25,8 +26,8 @@ from ctxdata.coding.render import estimate_tokens
 from ctxdata.coding.similarity import line_jaccard
 from ctxdata.coding.store import ContextWriter, LoadContexts, StoreContexts
 from ctxdata.errors import ConfigError, CtxdataError
-from ctxdata.io import PairOutput, run_tasks, write_json
-from ctxdata.parallel import worker_pool
+from ctxdata.engine import engine_options, make_engine, run_tasks
+from ctxdata.io import PairOutput
 from ctxdata.pipeline import RunContext, Stage, run_stages
 from ctxdata.schema import Pair
 from ctxdata.verify.checks import VerifyPairs
@@ -64,6 +65,8 @@ class CodingBuildConfig:
     hash_inputs: bool = False  # resume checks input contents (sha256), not just paths, sizes and mtimes
     overwrite: bool = False  # replace an output folder written with another config
     workers: int = 1  # processes for reading and pair building (0 = one per core); output bytes do not depend on it
+    engine: str = "local"  # local | ray: where phases run (output bytes do not depend on it)
+    ray_address: str | None = None  # --engine ray: join this cluster, else start a local one
     cascade: CascadeConfig = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,8 +76,7 @@ class CodingBuildConfig:
             raise ConfigError("--max-context-tokens must be >= 64")
         if self.shard_size < 1:
             raise ConfigError("--shard-size must be >= 1")
-        if self.workers < 0:
-            raise ConfigError(f"--workers must be >= 0 (0 = one per core), got {self.workers}")
+        engine_options(self)  # rejects an unknown engine or Ray options without --engine ray
         check_fmt(self.format)  # before the output folder is made
         if self.results and not Path(self.results).exists():
             raise ConfigError(f"--results {self.results} does not exist")
@@ -139,33 +141,42 @@ def signature_stages(config: CodingBuildConfig, writer: ContextWriter) -> list[S
     ]
 
 
-def _sign_files(args: tuple) -> tuple[list, RunContext]:
-    """Read, sign and store one slice of the files (in a worker process when parallel)."""
-    config, store, index, files = args
-    ctx = RunContext()
-    writer = ContextWriter(store, f"slice-{index:05d}.bin")
-    sigs = list(run_stages(signature_stages(config, writer), files, ctx))
-    writer.close()
-    return sigs, ctx
+class SignFileSlice:
+    """Read, sign and store one slice of the files (on a worker); the slice index names its store file."""
+
+    def __init__(self, config: CodingBuildConfig, store: Path) -> None:
+        self.config, self.store = config, store
+
+    def __call__(self, job: tuple[int, list[Path]]) -> tuple[list, RunContext]:
+        index, files = job
+        ctx = RunContext()
+        writer = ContextWriter(self.store, f"slice-{index:05d}.bin")
+        sigs = list(run_stages(signature_stages(self.config, writer), files, ctx))
+        writer.close()
+        return sigs, ctx
 
 
-def collect_signatures(config: CodingBuildConfig, ctx: RunContext, store: Path, on_files=None, pool=None) -> list:
+def collect_signatures(config: CodingBuildConfig, ctx: RunContext, store: Path, on_files=None, engine=None) -> list:
     """Phase 1: read every record once, sign it and store its rendered context; returns the signatures."""
-    from ctxdata.parallel import chunked, map_ordered, resolve_workers
+    from ctxdata.engine.local import LocalEngine
+    from ctxdata.parallel import chunked
 
+    engine = engine or LocalEngine(1)
     files = [f for t in config.traces for f in discover_trace_files(Path(t), follow_symlinks=config.follow_symlinks)]
     if not files:
         raise CtxdataError(f"no trajectory files ({', '.join(TRACE_SUFFIXES)}) under {', '.join(config.traces)}")
-    # Slices in file order, merged in order: the signatures (so the pairs) do not depend on workers.
-    workers = resolve_workers(config.workers) if len(files) >= PARALLEL_MIN_FILES else 1
-    slices = chunked(files, workers * 8)
-    jobs = [(config, store, i, s) for i, s in enumerate(slices)]
+    # Slices in file order, merged in order: the signatures (so the pairs) do not depend on the engine.
+    parallel = engine.name != "local" or len(files) >= PARALLEL_MIN_FILES
+    slices = chunked(files, engine.parallelism * 8 if parallel else 1)
+    parts: list = [None] * len(slices)
+    for index, part in engine.map(SignFileSlice(config, store), list(enumerate(slices)), min_items=2 if parallel else len(slices) + 1):
+        parts[index] = part
+        if on_files:
+            on_files(len(files), len(slices[index]))
     signed = []
-    for (sigs_part, part_ctx), part in zip(map_ordered(_sign_files, jobs, workers, pool=pool if workers > 1 else None), slices):
+    for sigs_part, part_ctx in parts:
         signed.extend(sigs_part)
         ctx.merge(part_ctx)
-        if on_files:
-            on_files(len(files), len(part))
     sigs = list(run_stages([DropDuplicateInstances()], signed, ctx))
     embed = config.cascade.issue_similarity == "embedding"
     if embed and sigs:
@@ -173,6 +184,15 @@ def collect_signatures(config: CodingBuildConfig, ctx: RunContext, store: Path, 
         for s in sigs:
             s.issue_text = ""
     return sigs
+
+
+def mine(sigs: list, config: CodingBuildConfig, ctx: RunContext, engine) -> list[Candidate]:
+    """The cascade: in this process on the local engine, one group per repository on Ray."""
+    if engine.name == "local":
+        return mine_candidates(sigs, config.cascade, ctx)
+    from ctxdata.coding.repo_groups import mine_by_repo
+
+    return mine_by_repo(sigs, config.cascade, ctx, engine)
 
 
 def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
@@ -188,9 +208,9 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
     store = output.work / "contexts"
     shutil.rmtree(store, ignore_errors=True)  # left by a killed run: phase 1 writes it anew
     try:
-        with worker_pool(config.workers) as pool:  # one pool for both phases: start-up is paid once
-            sigs = collect_signatures(config, ctx, store, on_files, pool)
-            candidates = mine_candidates(sigs, config.cascade, ctx)
+        with make_engine(engine_options(config)) as engine:  # one engine for both phases: start-up is paid once
+            sigs = collect_signatures(config, ctx, store, on_files, engine)
+            candidates = mine(sigs, config, ctx, engine)
             n_signed = len(sigs)
             del sigs
             output.write_input_rejects(ctx.rejects)
@@ -198,8 +218,8 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
             tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
             pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
             on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
-            skipped = run_tasks(output, tasks, pair_stages(config, store), on_task=on_task,
-                                pool=pool if len(candidates) >= PARALLEL_MIN_CANDIDATES else None)
+            skipped = run_tasks(output, tasks, pair_stages(config, store), engine=engine, on_task=on_task,
+                                min_items=2 if len(candidates) >= PARALLEL_MIN_CANDIDATES else len(tasks) + 1)
     finally:  # rebuilt by phase 1 of any rerun; never left filling the disk after an error
         shutil.rmtree(store, ignore_errors=True)
     read = ctx.stats["read"].n_out if "read" in ctx.stats else 0
@@ -208,9 +228,7 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
         "trajectories_signed": n_signed,
         "candidates": len(candidates),
         "resumed_tasks": skipped,
-    })
-    report["levels"] = _level_counts(report["methods"], candidates)
-    write_json(output.out / "report.json", report)
+    }, summarize=lambda merged: {"levels": _level_counts(merged["methods"], candidates)})
     if read == 0:
         raise CtxdataError(f"no trajectory could be read from {', '.join(config.traces)} ({inputs} records found); reasons in {output.out / 'rejects.jsonl'}")
     return report

@@ -209,7 +209,8 @@ def score_answer(completion: str, answer: str) -> float:
 def write_synth_task(config: SynthTaskConfig, out: str | Path, *, overwrite: bool = False,
                      on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write OUT (train pairs), OUT/heldout (held-out pairs), OUT/task.jsonl and OUT/task-heldout.jsonl."""
-    from ctxdata.io import PairOutput, atomic_write_text, run_tasks
+    from ctxdata.io import PairOutput, atomic_write_text
+    from ctxdata.engine import run_tasks
 
     out = Path(out)
     splits = {"train": (out, range(config.n_train)), "heldout": (out / "heldout", range(config.n_train, config.n))}

@@ -1,10 +1,12 @@
 """`build-vision`: image pool -> candidate pairs (edits and neighbours) -> verified vision pairs.
 
 Global phase (cheap to redo on resume): load the pool (bad rows -> rejects), embed every pool
-image, build (or reload) the index, mine neighbour candidates, plan edit candidates, assign
-balanced A/B labels with a seeded shuffle, split candidates into tasks. Per-task phase (through
-`run_tasks`, so a killed run resumes and the same seed gives the same shards): the stages in
-`vision_stages` make the confounder (edit or neighbour) and verify it.
+image (on the engine: batches of `batch_size` images, one model per actor on Ray), build (or
+reload) one index over the gathered vectors, mine neighbour candidates, plan edit candidates,
+assign balanced A/B labels with a seeded shuffle, split candidates into tasks. Per-task phase
+(through `ctxdata.engine.run_tasks`, so a killed run resumes and the same seed gives the same
+shards; on Ray an actor pool holding the editors and VQA models): the stages in `vision_stages`
+make the confounder (edit or neighbour) and verify it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ STRATEGIES = ("edit", "retrieval")
 class VisionConfig:
     """Everything that determines a build-vision run (written to config.json)."""
 
+    out: str | None = None  # output folder (required by build_vision)
+    overwrite: bool = False  # replace an output folder written with another config
     pool: str | None = None  # pool folder / .parquet / datasets folder; None = the built-in demo pool
     strategies: tuple[str, ...] = STRATEGIES  # which candidate sources to use: edit, retrieval
     edit_model: str = "auto"  # auto | procedural | classical | sdxl | instruct-pix2pix
@@ -54,6 +58,12 @@ class VisionConfig:
     demo_families: int = 10  # demo pool: synthetic scene families (base + one edited sibling)
     seed: int = 0  # seeds edit choices, editors and the A/B labels
     shard_size: int = 64  # candidates per task / shard (the unit of resume)
+    batch_size: int = 32  # images per embedding call (one Ray Data batch); output bytes do not depend on it
+    engine: str = "local"  # local | ray: where embedding and the per-task stages run (bytes do not depend on it)
+    workers: int = 1  # ray: parallel tasks, and the CPUs of a local cluster (0 = every core)
+    ray_address: str | None = None  # --engine ray: join this cluster, else start a local one
+    num_gpus: float = 0.0  # --engine ray: GPUs per model actor (embedder; editor, verifier and judges of a task)
+    concurrency: int = 0  # --engine ray: model actors per stage (0 = workers)
 
     def __post_init__(self) -> None:
         self.strategies = tuple(self.strategies)
@@ -69,6 +79,11 @@ class VisionConfig:
         self.blind_thresholds = tuple(float(v) for v in self.blind_thresholds)
         if self.shard_size < 1 or self.edits_per_image < 1 or self.k < 1 or self.difficulty_samples < 1:
             raise ConfigError("--shard-size, edits_per_image, k and difficulty_samples must be >= 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        from ctxdata.engine import engine_options
+
+        engine_options(self)  # rejects an unknown engine, or Ray options without --engine ray
         if self.edit_model_path and self.edit_model not in ("sdxl", "instruct-pix2pix"):
             raise ConfigError(f"--edit-model-path is for the diffusion editors; set --edit-model sdxl or instruct-pix2pix (got {self.edit_model})")
 
@@ -211,9 +226,35 @@ def mine_retrieval(pool: Pool, vectors: np.ndarray, rows: dict[str, int], config
     return out
 
 
-def embed_pool(pool: Pool, embedder) -> tuple[np.ndarray, dict[str, int]]:
+class EmbedImages:
+    """A batch of images -> their vectors; one embedder (one model) per worker or actor."""
+
+    def __init__(self, embedder, use_gpu: bool = False) -> None:
+        self.embedder, self.use_gpu = embedder, use_gpu
+
+    def __call__(self, images: list) -> np.ndarray:
+        if self.use_gpu:  # a Ray actor that reserved a GPU (--num-gpus)
+            import torch
+
+            self.embedder.device = "cuda" if torch.cuda.is_available() else self.embedder.device
+        return self.embedder.embed(images, progress=False)
+
+
+def embed_pool(pool: Pool, embedder, engine=None, on_batch=None) -> tuple[np.ndarray, dict[str, int]]:
+    """Every pool image's vector (at least one image), embedded in batches of `embedder.batch_size` on `engine`."""
     ids = image_ids(pool)
-    vectors = embedder.embed([pool.images[i] for i in ids], progress=True)
+    images = [pool.images[i] for i in ids]
+    if engine is None or engine.name == "local":  # the embedder already uses every core (threads)
+        vectors = embedder.embed(images, progress=on_batch is None)
+    else:
+        bs = embedder.batch_size
+        batches = [images[s : s + bs] for s in range(0, len(images), bs)]
+        parts: list = [None] * len(batches)
+        for index, vecs in engine.map(EmbedImages(embedder, use_gpu=getattr(engine, "num_gpus", 0) > 0), batches, models=True):
+            parts[index] = vecs
+            if on_batch:
+                on_batch(len(vecs))
+        vectors = np.concatenate(parts)
     return np.ascontiguousarray(vectors, dtype=np.float32), {i: n for n, i in enumerate(ids)}
 
 
@@ -230,43 +271,49 @@ def pool_index(vectors: np.ndarray, config: VisionConfig):
     return index
 
 
-def build_vision(config: VisionConfig, out, *, overwrite: bool = False, on_progress=None) -> dict[str, Any]:
-    """Run the whole pipeline into `out`; returns the report (also written to out/report.json)."""
-    from ctxdata.io import PairOutput, run_tasks
+def build_vision(config: VisionConfig, progress=None) -> dict[str, Any]:
+    """Run the whole pipeline into `config.out`; returns the report (also written to out/report.json)."""
+    from pathlib import Path
+
+    from ctxdata.engine import engine_options, make_engine, run_tasks
+    from ctxdata.io import PairOutput
     from ctxdata.verify.vision import make_vqa
     from ctxdata.vision.edit import EditorChoice
     from ctxdata.vision.embed import make_embedder
     from ctxdata.vision.stages import BuildState, vision_stages
 
-    output = PairOutput(out, config.to_dict(), command="build-vision", overwrite=overwrite)
+    if not config.out:
+        raise ConfigError("build-vision needs an output folder (--out)")
+    output = PairOutput(config.out, config.to_dict(), command="build-vision", overwrite=config.overwrite)
     ctx = RunContext()
     editors = EditorChoice(config.edit_model, model_path=config.edit_model_path, steps=config.edit_steps) if "edit" in config.strategies else None
-    embedder = make_embedder(config.embedder)
+    embedder = make_embedder(config.embedder, batch_size=config.batch_size)
     pool = load_any_pool(config, ctx)
-    vectors, rows = embed_pool(pool, embedder) if pool.images else (np.zeros((0, 1), np.float32), {})
-    candidates: list[Candidate] = []
-    if "retrieval" in config.strategies and len(rows) >= 2:
-        answerer = make_vqa(config.answerer)
-        candidates += mine_retrieval(pool, vectors, rows, config, pool_index(vectors, config), ctx)
-    else:
-        answerer = None
-    if editors is not None:
-        candidates += plan_edits(pool, config, ctx, lambda rec: editors.for_record(rec).method)
-    assign_labels(candidates, config.seed)
-    for cand in candidates:
-        ctx.counters[f"{cand.strategy}:candidates"] += 1
-    output.write_input_rejects(ctx.rejects)
-    state = BuildState(pool, vectors, rows, embedder, editors, config, answerer=answerer,
-                       verifier=make_vqa(config.verifier), target=make_vqa(config.difficulty))
-    tasks = chunk(candidates, config.shard_size)
-    run_tasks(output, tasks, vision_stages(state), on_task=on_progress)
-    report = output.finalize(len(tasks), inputs=pool.inputs, global_ctx=ctx, extra={"candidates": len(candidates)})
-    report["strategies"] = strategy_summary(report)
-    from ctxdata.io import write_json
-    from pathlib import Path
-
-    write_json(Path(out) / "report.json", report)
-    error = nothing_read_error(pool, config.pool, ctx, Path(out) / "rejects.jsonl") if config.pool is not None else None
+    with make_engine(engine_options(config)) as engine:
+        embed_task = progress.add_task("embed pool images", total=len(pool.images)) if progress else None
+        on_batch = (lambda n: progress.update(embed_task, advance=n)) if progress else None
+        vectors, rows = embed_pool(pool, embedder, engine, on_batch) if pool.images else (np.zeros((0, 1), np.float32), {})
+        candidates: list[Candidate] = []
+        if "retrieval" in config.strategies and len(rows) >= 2:
+            answerer = make_vqa(config.answerer)
+            candidates += mine_retrieval(pool, vectors, rows, config, pool_index(vectors, config), ctx)
+        else:
+            answerer = None
+        if editors is not None:
+            candidates += plan_edits(pool, config, ctx, lambda rec: editors.for_record(rec).method)
+        assign_labels(candidates, config.seed)
+        for cand in candidates:
+            ctx.counters[f"{cand.strategy}:candidates"] += 1
+        output.write_input_rejects(ctx.rejects)
+        state = BuildState(pool, vectors, rows, embedder, editors, config, answerer=answerer,
+                           verifier=make_vqa(config.verifier), target=make_vqa(config.difficulty))
+        tasks = chunk(candidates, config.shard_size)
+        pair_task = progress.add_task("edit + verify (candidates)", total=len(candidates)) if progress else None
+        on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
+        run_tasks(output, tasks, vision_stages(state), engine=engine, on_task=on_task, models=True)
+    report = output.finalize(len(tasks), inputs=pool.inputs, global_ctx=ctx, extra={"candidates": len(candidates)},
+                             summarize=lambda merged: {"strategies": strategy_summary(merged)})
+    error = nothing_read_error(pool, config.pool, ctx, Path(config.out) / "rejects.jsonl") if config.pool is not None else None
     if error is not None:  # after finalize, so rejects.jsonl says why
         raise error
     return report
