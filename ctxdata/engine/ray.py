@@ -1,14 +1,18 @@
-"""The `ray` engine: every map is a Ray Data `map_batches` over a pool of actors.
+"""The `ray` engine: every map is a Ray Data `map_batches`, one plan item per batch.
 
-Each actor holds the phase's callable (its stages, their lazily built backends), so a model is
-loaded once per actor and then serves many batches: the Ray Data batch-inference pattern. One
+A phase that loads models runs on a pool of actors, each holding the phase's callable (its
+stages, their lazily built backends), so a model is loaded once per actor and then serves many
+batches: the Ray Data batch-inference pattern. Other phases run as stateless tasks, whose worker
+processes Ray keeps warm between phases. One
 row is one item of the plan (a file slice, a candidate task, a batch of images); it travels
 pickled, and its result travels back pickled to the driver, which merges results in plan order
 and writes the output. Nothing a worker does depends on which worker it is, so the bytes are the
 local engine's.
 
-Fault tolerance is Ray's: an actor whose process dies is restarted and its batch retried (up to
-`TASK_RETRIES` times); a result is used once, so a retried item cannot be counted twice.
+Fault tolerance is Ray Data's default for actor pools: an actor whose process dies is restarted
+and its batch retried (`max_restarts=-1`, `max_task_retries=-1`); an exception in the callable is
+not retried (it is a bug or a misconfiguration, and it stops the build). The driver uses one
+result per item, so a retried item cannot be counted twice.
 
 `ray` is imported when the engine starts, never when ctxdata is imported.
 """
@@ -22,9 +26,6 @@ from typing import Any, Callable, Iterator, Sequence
 from ctxdata._deps import require
 from ctxdata.parallel import resolve_workers
 
-TASK_RETRIES = 3  # retries of one item after its worker process died (a crash, not an exception)
-
-
 class ApplyToRows:
     """The actor: unpickle each row's item, call the phase's callable, pickle the result."""
 
@@ -36,16 +37,9 @@ class ApplyToRows:
         return {"index": batch["index"], "result": results}
 
 
-class ApplyToGroup:
-    """The actor of a `groupby`: one group's items, back in input order, through the callable."""
-
-    def __init__(self, fn: Callable[[list[Any]], Any]) -> None:
-        self.fn = fn
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        order = sorted(range(len(batch["seq"])), key=lambda i: int(batch["seq"][i]))  # a shuffle does not keep row order
-        items = [pickle.loads(batch["item"][i]) for i in order]
-        return {"key": [batch["key"][0]], "result": [pickle.dumps(self.fn(items), protocol=5)]}
+def apply_to_rows(batch: dict[str, Any], fn: Callable[[Any], Any]) -> dict[str, Any]:
+    """The task of a phase without a model: Ray reuses its worker processes between phases."""
+    return ApplyToRows(fn)(batch)
 
 
 class RayEngine:
@@ -98,32 +92,30 @@ class RayEngine:
         actors = self.concurrency if models and self.concurrency else self.parallelism
         rows = [{"index": i, "item": pickle.dumps(item, protocol=5)} for i, item in enumerate(items)]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-        dataset = dataset.map_batches(
-            ApplyToRows,
-            fn_constructor_kwargs={"fn": fn},
-            batch_size=1,  # one plan item per call: the item is the unit of retry and of progress
-            concurrency=max(1, min(actors, len(rows))),
-            num_cpus=1,
-            num_gpus=self.num_gpus if models else 0,
-            max_restarts=-1,
-            max_task_retries=TASK_RETRIES,
-        )
+        size = max(1, min(actors, len(rows)))
+        if models:  # one model per actor, loaded once, serving many batches
+            dataset = dataset.map_batches(ApplyToRows, fn_constructor_kwargs={"fn": fn}, batch_size=1,
+                                          compute=ray.data.ActorPoolStrategy(size=size), num_cpus=1, num_gpus=self.num_gpus)
+        else:  # stateless tasks: no actor start-up per phase
+            dataset = dataset.map_batches(apply_to_rows, fn_kwargs={"fn": fn}, batch_size=1,
+                                          compute=ray.data.TaskPoolStrategy(size=size), num_cpus=1)
         for row in dataset.iter_rows():
             yield int(row["index"]), pickle.loads(row["result"])
 
     def group_map(self, fn: Callable[[list[Any]], Any], items: Sequence[Any], *, key: Callable[[Any], str]) -> Iterator[tuple[str, Any]]:
-        """Yield `(k, fn(items with key k, in input order))` per key: a Ray Data `groupby(k).map_groups`."""
-        if not items:
-            return
-        ray = self.start()
-        rows = [{"key": key(item), "seq": n, "item": pickle.dumps(item, protocol=5)} for n, item in enumerate(items)]
-        dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), self.parallelism * 2)))
-        dataset = dataset.groupby("key").map_groups(
-            ApplyToGroup, fn_constructor_kwargs={"fn": fn}, concurrency=self.parallelism, num_cpus=1,
-            max_restarts=-1, max_task_retries=TASK_RETRIES,
-        )
-        for row in dataset.iter_rows():
-            yield str(row["key"]), pickle.loads(row["result"])
+        """Yield `(k, fn(items with key k, in input order))` per key; each group is one item of a `map`.
+
+        The items are already on the driver (a build gathers its signatures there to drop duplicate
+        instances in input order), so grouping them there is a dict; a Ray Data `groupby` would
+        first ship them out to shuffle them. It also hung here: Ray Data's hash-shuffle aggregators
+        and a 2-actor `map_groups` pool did not finish in 5 minutes on a 2-CPU cluster.
+        """
+        groups: dict[str, list[Any]] = {}
+        for item in items:
+            groups.setdefault(key(item), []).append(item)
+        keys = sorted(groups)
+        for index, result in self.map(fn, [groups[k] for k in keys]):
+            yield keys[index], result
 
     def close(self) -> None:
         if self._started_here and self._ray is not None:
