@@ -114,8 +114,10 @@ class Embedder:
         threads = torch.get_num_threads()
         with progress_bar(transient=True) as bar:
             task = bar.add_task(f"embed {self.name}", total=n, visible=progress)
-            if self.device == "cpu" and threads > 1 and len(starts) > 1:
-                # Data parallel: `threads` single-threaded workers, batches handed out in order.
+            if self.device == "cpu" and threads > 1:
+                # Data parallel: `threads` single-threaded workers, batches handed out in order. A single
+                # batch goes this way too: multi-threaded kernels round differently from the single-threaded
+                # ones a 1-CPU Ray actor runs (cosines differed in the 7th digit), and bytes must not depend on it.
                 torch.set_num_threads(1)
                 try:
                     with ThreadPoolExecutor(max_workers=threads) as pool:
