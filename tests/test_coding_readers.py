@@ -393,3 +393,12 @@ def test_a_file_name_that_is_not_utf8_is_read_and_named(tmp_path):
     assert [t.id for t in kept] == ["o__r-1"] and kept[0].source.endswith("run-\\xff.json")
     assert reasons == {"invalid_json": 1} and ctx.rejects[0].source.endswith("bad-\\xfe.json")
     json.dumps(kept[0].source).encode("utf-8")  # every writer downstream needs valid UTF-8
+
+
+def test_the_docs_format_list_is_generated_from_the_registry():
+    from ctxdata.coding.formats import formats_markdown
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    block = text.split("<!-- formats:begin -->\n", 1)[1].split("<!-- formats:end -->", 1)[0]
+    assert block == formats_markdown(), "docs/formats.md is stale: paste ctxdata.coding.formats.formats_markdown() between the markers"
+    assert all(f"- `{name}`:" in block for name in READERS)
