@@ -38,8 +38,12 @@ def worker_pool(workers: int) -> Iterator[Any]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
     try:
         yield pool
     except BaseException:  # Ctrl-C, SIGTERM or an error: stop now, do not wait for running or queued tasks
@@ -75,7 +79,9 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(1)
 
 
-def map_ordered(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, *, pool: Any = None, min_items: int = 2) -> Iterator[Any]:
+def map_ordered(
+    fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, *, pool: Any = None, min_items: int = 2
+) -> Iterator[Any]:
     """Yield `fn(item)` for each item, in order, on `pool` or on up to `workers` new processes."""
     if len(items) < min_items or (pool is None and min(resolve_workers(workers), len(items)) <= 1):
         for item in items:
@@ -98,4 +104,3 @@ def chunked(items: Sequence[Any], n_chunks: int) -> list[Sequence[Any]]:
         out.append(items[start:end])
         start = end
     return out
-

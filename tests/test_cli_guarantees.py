@@ -82,8 +82,14 @@ def test_a_fifo_and_a_non_utf8_file_name_do_not_stop_the_build(tmp_path):
     first = next((traces / "trajs").iterdir())
     odd = first.with_name(os.fsdecode(b"odd-\xff"))
     first.rename(odd)
-    proc = subprocess.run([sys.executable, "-m", "ctxdata", "build-coding", "--traces", str(traces), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120, cwd=SRC, env={**os.environ, "PYTHONPATH": str(SRC)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "ctxdata", "build-coding", "--traces", str(traces), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=SRC,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["rejected"].get("not_regular_file") == 1 and report["pairs"] > 0
@@ -120,9 +126,23 @@ def test_the_changed_message_lists_only_what_changed(tmp_path):
 def test_build_vision_exits_1_when_no_row_can_be_read(tmp_path):
     pytest.importorskip("torch")
     (tmp_path / "pool").mkdir()
-    (tmp_path / "pool" / "qa.jsonl").write_text(json.dumps({"image": "missing.png", "question": "q?", "answer": "a"}) + "\n{bad\n")
-    result = _run("build-vision", "--pool", tmp_path / "pool", "--out", tmp_path / "o", "--strategy", "edit", "--edit-model", "procedural")
-    assert result.exit_code == 1 and "no usable row" in result.output and "image_missing" in result.output, result.output
+    (tmp_path / "pool" / "qa.jsonl").write_text(
+        json.dumps({"image": "missing.png", "question": "q?", "answer": "a"}) + "\n{bad\n"
+    )
+    result = _run(
+        "build-vision",
+        "--pool",
+        tmp_path / "pool",
+        "--out",
+        tmp_path / "o",
+        "--strategy",
+        "edit",
+        "--edit-model",
+        "procedural",
+    )
+    assert result.exit_code == 1 and "no usable row" in result.output and "image_missing" in result.output, (
+        result.output
+    )
     _clean(result)
     assert (tmp_path / "o" / "rejects.jsonl").read_text().count("\n") == 2
 
@@ -142,7 +162,9 @@ def test_a_full_disk_names_the_file_and_removes_the_context_store(tmp_path, monk
 
     monkeypatch.setattr(store.ContextWriter, "add", add)
     result = _run("build-coding", "--traces", traces, "--out", tmp_path / "o")
-    assert result.exit_code == 1 and "No space left on device" in result.output and "slice-00000.bin" in result.output, result.output
+    assert (
+        result.exit_code == 1 and "No space left on device" in result.output and "slice-00000.bin" in result.output
+    ), result.output
     assert not (tmp_path / "o" / "_work" / "contexts").exists()
 
 
@@ -157,8 +179,14 @@ def test_sigterm_is_one_clean_line(tmp_path):
         "sys.argv = ['ctxdata', 'nap']\n"
         "app()\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=SRC,
-                            env={**os.environ, "PYTHONPATH": str(SRC), "CTXDATA_DEBUG": "0"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=SRC,
+        env={**os.environ, "PYTHONPATH": str(SRC), "CTXDATA_DEBUG": "0"},
+    )
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
@@ -178,7 +206,13 @@ def test_workers_die_with_their_parent():
         "    print(' '.join(str(p.pid) for p in pool._processes.values()), flush=True)\n"
         "    time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=SRC, env={**os.environ, "PYTHONPATH": str(SRC)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=SRC,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
     workers = [int(p) for p in proc.stdout.readline().split()]
     assert len(workers) == 2 and all(_alive(p) for p in workers)
     proc.kill()

@@ -402,3 +402,21 @@ def test_the_docs_format_list_is_generated_from_the_registry():
     block = text.split("<!-- formats:begin -->\n", 1)[1].split("<!-- formats:end -->", 1)[0]
     assert block == formats_markdown(), "docs/formats.md is stale: paste ctxdata.coding.formats.formats_markdown() between the markers"
     assert all(f"- `{name}`:" in block for name in READERS)
+
+
+def test_a_lone_surrogate_inside_a_json_text_cell_is_replaced_not_a_crash(tmp_path):
+    """Found by the fault suite: `messages` as a JSON string (Parquet exports) decoded by the stdlib kept a lone
+    surrogate, which no UTF-8 writer (the context store, Arrow) accepts."""
+    from ctxdata.coding.build import CodingBuildConfig, signature_stages
+    from ctxdata.coding.store import ContextWriter
+
+    row = _chat_row(instance_id="o__r-1", patch="diff --git a/x.py b/x.py\n")
+    row["messages"] = json.dumps(row["messages"]).replace("step 0", "step \\ud800")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "rows.jsonl").write_text(json.dumps(row) + "\n")
+    writer = ContextWriter(tmp_path / "store", "s.bin")
+    ctx = RunContext()
+    config = CodingBuildConfig(traces=[str(tmp_path / "in")], out=str(tmp_path / "o"))
+    [sig] = list(run_stages(signature_stages(config, writer), [tmp_path / "in"], ctx))
+    writer.close()
+    assert not ctx.rejects and sig.context is not None

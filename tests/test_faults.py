@@ -45,37 +45,94 @@ SRC = Path(ctxdata.__file__).resolve().parents[1]
 
 
 def fault_settings(examples: int):
-    return settings(max_examples=examples * SCALE, derandomize=True, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=examples * SCALE,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 # -- seed records: one valid record per format ------------------------------------------------
 
 
 def _chat_messages(n=2):
-    msgs = [{"role": "system", "content": "sys"}, {"role": "user", "content": "<pr_description>\nFix the bug in parse()\n</pr_description>"}]
+    msgs = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "<pr_description>\nFix the bug in parse()\n</pr_description>"},
+    ]
     for i in range(n):
-        msgs += [{"role": "assistant", "content": f"THOUGHT: step {i}\n\n```bash\nls -{i}\n```"},
-                 {"role": "user", "content": f"<returncode>0</returncode>\n<output>\nout {i}\n</output>"}]
+        msgs += [
+            {"role": "assistant", "content": f"THOUGHT: step {i}\n\n```bash\nls -{i}\n```"},
+            {"role": "user", "content": f"<returncode>0</returncode>\n<output>\nout {i}\n</output>"},
+        ]
     return msgs
 
 
 SEEDS = {
-    "mini-swe-agent": {"trajectory_format": "mini-swe-agent-1", "instance_id": "acme__parser-1", "messages": _chat_messages(),
-                       "info": {"submission": "diff --git a/p.py b/p.py\n", "exit_status": "Submitted"}},
-    "hf-messages": {"instance_id": "acme__parser-2", "messages": _chat_messages(), "patch": "diff --git a/p.py b/p.py\n"},
-    "swe-agent": {"trajectory": [{"thought": "look", "action": "ls", "observation": "p.py"}], "history": [{"role": "user", "content": "Fix it"}],
-                  "info": {"instance_id": "acme__parser-3", "submission": "diff --git a/p.py b/p.py\n"}},
-    "openhands": {"instance_id": "acme__parser-4", "instruction": "Fix the parser", "history": [
-        {"id": 0, "source": "user", "action": "message", "args": {"content": "Fix the parser"}},
-        {"id": 1, "source": "agent", "action": "run", "args": {"command": "pytest -q", "thought": "run"}},
-        {"id": 2, "source": "agent", "observation": "run", "cause": 1, "content": "1 failed", "extras": {"metadata": {"exit_code": 1}}}],
-        "test_result": {"git_patch": "diff --git a/p.py b/p.py\n"}},
-    "swe-agent-nebius": {"instance_id": "acme__parser-5", "trajectory": [{"role": "user", "text": "Fix the parser"}, {"role": "ai", "text": "look\n```\nls\n```"},
-                                                                        {"role": "user", "text": "p.py"}], "generated_patch": "diff --git a/p.py b/p.py\n"},
+    "mini-swe-agent": {
+        "trajectory_format": "mini-swe-agent-1",
+        "instance_id": "acme__parser-1",
+        "messages": _chat_messages(),
+        "info": {"submission": "diff --git a/p.py b/p.py\n", "exit_status": "Submitted"},
+    },
+    "hf-messages": {
+        "instance_id": "acme__parser-2",
+        "messages": _chat_messages(),
+        "patch": "diff --git a/p.py b/p.py\n",
+    },
+    "swe-agent": {
+        "trajectory": [{"thought": "look", "action": "ls", "observation": "p.py"}],
+        "history": [{"role": "user", "content": "Fix it"}],
+        "info": {"instance_id": "acme__parser-3", "submission": "diff --git a/p.py b/p.py\n"},
+    },
+    "openhands": {
+        "instance_id": "acme__parser-4",
+        "instruction": "Fix the parser",
+        "history": [
+            {"id": 0, "source": "user", "action": "message", "args": {"content": "Fix the parser"}},
+            {"id": 1, "source": "agent", "action": "run", "args": {"command": "pytest -q", "thought": "run"}},
+            {
+                "id": 2,
+                "source": "agent",
+                "observation": "run",
+                "cause": 1,
+                "content": "1 failed",
+                "extras": {"metadata": {"exit_code": 1}},
+            },
+        ],
+        "test_result": {"git_patch": "diff --git a/p.py b/p.py\n"},
+    },
+    "swe-agent-nebius": {
+        "instance_id": "acme__parser-5",
+        "trajectory": [
+            {"role": "user", "text": "Fix the parser"},
+            {"role": "ai", "text": "look\n```\nls\n```"},
+            {"role": "user", "text": "p.py"},
+        ],
+        "generated_patch": "diff --git a/p.py b/p.py\n",
+    },
 }
 CONTAINERS = ["json", "jsonl", "parquet", "json.gz", "jsonl.gz"]
-WEIRD = [None, 0, -1, 1.5e308, True, "", [], {}, [None], {"a": None}, "\x00", "\ud800", 2**70, "x" * 3000, {"role": None}, {"content": 3}]
+WEIRD = [
+    None,
+    0,
+    -1,
+    1.5e308,
+    True,
+    "",
+    [],
+    {},
+    [None],
+    {"a": None},
+    "\x00",
+    "\ud800",
+    2**70,
+    "x" * 3000,
+    {"role": None},
+    {"content": 3},
+]
 
 
 def _paths(obj, at=()):
@@ -118,8 +175,7 @@ def encode(records: list, container: str) -> bytes:
 
         # one JSON text column per key: Parquet cannot hold arbitrary mixed-type JSON
         keys = sorted({k for r in records if isinstance(r, dict) for k in r})
-        cols = {k: [json.dumps(r.get(k)) if isinstance(r, dict) and not isinstance(r.get(k), str) else (r.get(k) if isinstance(r, dict) else None)
-                    for r in records] for k in keys}
+        cols = {k: [_parquet_cell(r.get(k)) if isinstance(r, dict) else None for r in records] for k in keys}
         buf = io.BytesIO()
         pq.write_table(pa.table(cols or {"x": [None] * len(records)}), buf)
         return buf.getvalue()
@@ -128,6 +184,17 @@ def encode(records: list, container: str) -> bytes:
     else:
         data = json.dumps(records if len(records) > 1 else records[0]).encode()
     return gzip.compress(data, mtime=0) if container.endswith(".gz") else data
+
+
+def _parquet_cell(value):
+    """A text cell: strings as they are (unless Arrow cannot encode them), anything else as JSON."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            pass
+    return json.dumps(value)
 
 
 def mutate_bytes(data: bytes, rng: random.Random, kind: str) -> bytes:
@@ -159,7 +226,9 @@ def read_like_phase_1(folder: Path, tmp: Path) -> tuple[int, int, int]:
 # -- 1. readers --------------------------------------------------------------------------------
 
 MUTATIONS = ["bytes", "truncate", "types", "nesting"]
-READER_CASES = [(f, c, k) for f in SEEDS for c in CONTAINERS for k in MUTATIONS if not (f == "openhands" and c == "parquet")]
+READER_CASES = [
+    (f, c, k) for f in SEEDS for c in CONTAINERS for k in MUTATIONS if not (f == "openhands" and c == "parquet")
+]
 TRIED: Counter = Counter()  # faults tried per class; CTXDATA_FAULTS_REPORT=1 prints them (docs/tested.md quotes it)
 
 
@@ -170,7 +239,9 @@ def _report_counts():
         print("\nfaults tried:", dict(sorted(TRIED.items())), "total", sum(TRIED.values()))
 
 
-@pytest.mark.parametrize("fmt,container,kind", READER_CASES)  # an OpenHands event list is one document, not a table row
+@pytest.mark.parametrize(
+    "fmt,container,kind", READER_CASES
+)  # an OpenHands event list is one document, not a table row
 @fault_settings(3)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_every_reader_survives_mutated_input(tmp_path_factory, fmt, container, kind, seed):
@@ -183,7 +254,9 @@ def test_every_reader_survives_mutated_input(tmp_path_factory, fmt, container, k
     data = encode(records, container)
     if kind in ("bytes", "truncate"):
         data = mutate_bytes(data, rng, kind)
-    name = {"json": "t.traj.json" if fmt == "mini-swe-agent" else "t.traj" if fmt == "swe-agent" else "t.json"}.get(container, f"t.{container}")
+    name = {"json": "t.traj.json" if fmt == "mini-swe-agent" else "t.traj" if fmt == "swe-agent" else "t.json"}.get(
+        container, f"t.{container}"
+    )
     (tmp / "in").mkdir()
     (tmp / "in" / name).write_bytes(data)
     read_like_phase_1(tmp / "in", tmp)
@@ -216,7 +289,10 @@ def test_every_pool_format_survives_mutated_input(tmp_path_factory, container, k
     rng = random.Random(seed)
     root = tmp_path_factory.mktemp("pool")
     files = _pool_images(root)
-    rows = [{"image": f"{i}.png", "question": f"What colour is shape {i}?", "answer": "green", "region": [1, 1, 10, 10]} for i in range(3)]
+    rows = [
+        {"image": f"{i}.png", "question": f"What colour is shape {i}?", "answer": "green", "region": [1, 1, 10, 10]}
+        for i in range(3)
+    ]
     if kind in ("types", "nesting"):
         rows = [mutate_record(r, rng, kind) for r in rows]
     if kind.startswith("image_"):
@@ -264,6 +340,7 @@ def _readers(out: Path, tmp: Path):
         def run():
             result = CliRunner().invoke(app, [str(a) for a in args])
             return result.exit_code, result.output + (repr(result.exception) if result.exit_code not in (0, 1) else "")
+
         return run
 
     def call(fn):
@@ -273,6 +350,7 @@ def _readers(out: Path, tmp: Path):
                 return 0, ""
             except CtxdataError as exc:
                 return 1, str(exc)
+
         return run
 
     from ctxdata.train.data import load_selection_examples
@@ -281,7 +359,10 @@ def _readers(out: Path, tmp: Path):
     return [
         ("inspect", cli("inspect", out)),
         ("view", cli("view", out, "--html", tmp / "v.html")),
-        *[(f"export:{t}", cli("export", out, "--to", t, "--out", tmp / f"e-{t}")) for t in ("verl", "easyr1", "skyrl", "trl")],
+        *[
+            (f"export:{t}", cli("export", out, "--to", t, "--out", tmp / f"e-{t}"))
+            for t in ("verl", "easyr1", "skyrl", "trl")
+        ],
         ("push --dry-run", cli("push", out, "--repo-id", "me/pairs", "--dry-run", "--staging", tmp / "stage")),
         ("probe (pair loading)", call(lambda: load_pairs([out]))),
         ("train (pair loading)", call(lambda: load_selection_examples([out]))),
@@ -292,7 +373,9 @@ def _readers(out: Path, tmp: Path):
 @pytest.mark.parametrize("target", ["shard", "state", "report"])
 @fault_settings(2)
 @given(seed=st.integers(0, 2**32 - 1))
-def test_every_command_reading_an_output_folder_fails_cleanly_on_corruption(built_folder, tmp_path_factory, target, kind, seed):
+def test_every_command_reading_an_output_folder_fails_cleanly_on_corruption(
+    built_folder, tmp_path_factory, target, kind, seed
+):
     import shutil
 
     rng = random.Random(seed)
@@ -325,7 +408,18 @@ def test_every_command_reading_an_output_folder_fails_cleanly_on_corruption(buil
 
 
 def _build_cmd(traces: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "ctxdata", "build-coding", "--traces", str(traces), "--out", str(out), "--shard-size", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "ctxdata",
+        "build-coding",
+        "--traces",
+        str(traces),
+        "--out",
+        str(out),
+        "--shard-size",
+        "1",
+    ]
 
 
 def _env():
@@ -333,7 +427,11 @@ def _env():
 
 
 def _folder_bytes(out: Path) -> dict[str, bytes]:
-    names = [p for p in sorted(out.iterdir()) if p.name.startswith("pairs-") or p.name in ("rejects.jsonl", "state.json", "dataset_info.json")]
+    names = [
+        p
+        for p in sorted(out.iterdir())
+        if p.name.startswith("pairs-") or p.name in ("rejects.jsonl", "state.json", "dataset_info.json")
+    ]
     return {p.name: p.read_bytes() for p in names}
 
 
@@ -342,22 +440,39 @@ def _kill_and_resume(tmp_path, kills: int, seed: int):
 
     write_traces(SynthConfig(n=48, seed=9, kb=3), tmp_path / "traces", workers=1)
     t0 = time.monotonic()
-    subprocess.run(_build_cmd(tmp_path / "traces", tmp_path / "clean"), env=_env(), cwd=SRC, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        _build_cmd(tmp_path / "traces", tmp_path / "clean"),
+        env=_env(),
+        cwd=SRC,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     full = time.monotonic() - t0
     clean = _folder_bytes(tmp_path / "clean")
     clean_report = json.loads((tmp_path / "clean" / "report.json").read_text())
     rng = random.Random(seed)
     for k in range(kills):
         out = tmp_path / f"killed-{k}"
-        proc = subprocess.Popen(_build_cmd(tmp_path / "traces", out), env=_env(), cwd=SRC, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _build_cmd(tmp_path / "traces", out),
+            env=_env(),
+            cwd=SRC,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.2, full))  # anywhere from start-up to the last shard
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        resumed = subprocess.run(_build_cmd(tmp_path / "traces", out), env=_env(), cwd=SRC, capture_output=True, text=True, timeout=300)
+        resumed = subprocess.run(
+            _build_cmd(tmp_path / "traces", out), env=_env(), cwd=SRC, capture_output=True, text=True, timeout=300
+        )
         assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
         assert _folder_bytes(out) == clean, f"kill {k}: resumed folder differs from a clean build"
         report = json.loads((out / "report.json").read_text())
-        assert {k: v for k, v in report.items() if k != "resumed_tasks"} == {k: v for k, v in clean_report.items() if k != "resumed_tasks"}
+        assert {k: v for k, v in report.items() if k != "resumed_tasks"} == {
+            k: v for k, v in clean_report.items() if k != "resumed_tasks"
+        }
         assert not [p for p in out.rglob("*") if ".tmp" in p.name]
         TRIED["kill -9"] += 1
 

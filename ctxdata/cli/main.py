@@ -56,7 +56,8 @@ class CtxdataGroup(TyperGroup):
             from ctxdata.console import error
 
             what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-            error(f"{what}. Rerun the same command: build-coding, build-vision, synth task and push resume from their finished work.")
+            error(f"{what}. Rerun the same command: build-coding, build-vision, synth task and push "
+                  "resume from their finished work.")
             raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
 
     def list_commands(self, ctx):  # keep the order commands were registered in

@@ -19,7 +19,6 @@ from ctxdata.coding.formats.results import load_results, outcome_from_report, ou
 from ctxdata.coding.formats.swe_agent import SweAgentReader
 
 
-
 class TrajectoryReader(Protocol):
     """The contract of one trajectory format's reader."""
 
@@ -46,7 +45,6 @@ READERS: dict[str, TrajectoryReader] = {
 }
 
 
-
 def formats_markdown() -> str:
     """The docs' list of formats, one line per `READERS` key with its module's summary (docs/formats.md embeds it)."""
     import sys
@@ -61,4 +59,14 @@ def formats_markdown() -> str:
 # Structural detection order: most specific first (mini-swe-agent and hf rows both carry `messages`).
 DETECT_ORDER = ["mini-swe-agent", "swe-agent-nebius", "swe-agent", "openhands", "hf-messages"]
 
-__all__ = ["READERS", "DETECT_ORDER", "TrajectoryReader", "formats_markdown", "RecordError", "load_results", "outcome_from_report", "outcomes_from_json", "parse_instance_id"]
+__all__ = [
+    "READERS",
+    "DETECT_ORDER",
+    "TrajectoryReader",
+    "formats_markdown",
+    "RecordError",
+    "load_results",
+    "outcome_from_report",
+    "outcomes_from_json",
+    "parse_instance_id",
+]
