@@ -59,12 +59,12 @@ SIGN = r"""
 import json, sys, time
 from pathlib import Path
 from ctxdata.coding.build import CodingBuildConfig, collect_signatures
-from ctxdata.parallel import worker_pool
+from ctxdata.engine.local import LocalEngine
 from ctxdata.pipeline import RunContext
 config = CodingBuildConfig(traces=[sys.argv[1]], out=sys.argv[2], workers=int(sys.argv[3]))
 t = time.perf_counter()
-with worker_pool(config.workers) as pool:
-    sigs = collect_signatures(config, RunContext(), Path(sys.argv[2]) / "contexts", pool=pool)
+with LocalEngine(config.workers) as engine:
+    sigs = collect_signatures(config, RunContext(), Path(sys.argv[2]) / "contexts", engine=engine)
 print(json.dumps({"seconds": time.perf_counter() - t, "signed": len(sigs)}))
 """
 

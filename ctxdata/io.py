@@ -172,8 +172,11 @@ def _listing_digest(listing: dict[str, str]) -> str:
 
 def _listing_changes(old: dict[str, str], new: dict[str, str]) -> str:
     parts = []
-    for what, names in (("removed", sorted(set(old) - set(new))), ("added", sorted(set(new) - set(old))),
-                        ("modified", sorted(k for k in set(old) & set(new) if old[k] != new[k]))):
+    for what, names in (
+        ("removed", sorted(set(old) - set(new))),
+        ("added", sorted(set(new) - set(old))),
+        ("modified", sorted(k for k in set(old) & set(new) if old[k] != new[k])),
+    ):
         if names:
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
             parts.append(f"{len(names)} {what} ({shown})")
@@ -198,9 +201,14 @@ def check_out_apart_from_inputs(out: Path, inputs: Sequence[Path]) -> None:
     for item in inputs:
         real_in = os.path.realpath(item)
         if _inside(real_in, real_out):
-            raise CtxdataError(f"--out {out} is or contains the input {item}; choose an output folder apart from the inputs")
+            raise CtxdataError(
+                f"--out {out} is or contains the input {item}; choose an output folder apart from the inputs"
+            )
         if os.path.isdir(real_in) and _inside(real_out, real_in):
-            raise CtxdataError(f"--out {out} lies inside the input folder {item} (its outputs would be read as inputs); choose an output folder outside it")
+            raise CtxdataError(
+                f"--out {out} lies inside the input folder {item} (its outputs would be read as inputs); "
+                "choose an output folder outside it"
+            )
 
 
 def read_json_file(path: Path, what: str) -> Any:
@@ -250,7 +258,9 @@ class PairOutput:
                 if overwrite or not self._has_finished_work():
                     shutil.rmtree(self.out)  # ours (marker), and either asked for or holding no finished work
                 else:
-                    raise CtxdataError(f"{self.out} {problem}; pass --overwrite to rebuild it, or choose another --out")
+                    raise CtxdataError(
+                        f"{self.out} {problem}; pass --overwrite to rebuild it, or choose another --out"
+                    )
         elif self.out.exists() and not self.out.is_dir():
             raise CtxdataError(f"--out {self.out} is a file, not a folder")
         self.work.mkdir(parents=True, exist_ok=True)
@@ -260,7 +270,15 @@ class PairOutput:
         for folder in (self.out, self.work):  # a killed run's half-written shards and markers
             remove_dead_temporaries(folder)
         write_json(self.work / "inputs.json", listing)
-        write_json(cfg_path, {**self.config, "_fingerprint": self.fingerprint, "_inputs": inputs_digest, "ctxdata_version": __version__})
+        write_json(
+            cfg_path,
+            {
+                **self.config,
+                "_fingerprint": self.fingerprint,
+                "_inputs": inputs_digest,
+                "ctxdata_version": __version__,
+            },
+        )
         self._shard_meta = {"ctxdata.config": json.dumps(stable_config(self.config), sort_keys=True, default=str)}
 
     def _resume_problem(self, cfg_path: Path, inputs_digest: str, listing: dict[str, str]) -> str | None:
@@ -287,7 +305,11 @@ class PairOutput:
 
     def _has_finished_work(self) -> bool:
         """Whether the folder holds anything a run finished (so a config change must not discard it silently)."""
-        return (self.out / "report.json").exists() or (self.work / "inputs.rejects.jsonl").exists() or any(self.work.glob("task-*.done"))
+        return (
+            (self.out / "report.json").exists()
+            or (self.work / "inputs.rejects.jsonl").exists()
+            or any(self.work.glob("task-*.done"))
+        )
 
     # -- per-task work -------------------------------------------------------------------
     def _marker(self, task: int) -> Path:
@@ -344,13 +366,23 @@ class PairOutput:
         atomic_write_text(path, "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rejects))
 
     # -- the end ---------------------------------------------------------------------------
-    def finalize(self, n_tasks: int, *, inputs: int, global_ctx: RunContext, extra: dict[str, Any] | None = None,
-                 summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+    def finalize(
+        self,
+        n_tasks: int,
+        *,
+        inputs: int,
+        global_ctx: RunContext,
+        extra: dict[str, Any] | None = None,
+        summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """Merge task outputs into the `datasets` layout, `rejects.jsonl` and `report.json` (written once).
 
         `summarize(report)` adds a build's own summary fields, computed from the merged report.
         """
-        stats: dict[str, StageStats] = {name: StageStats(name, s.n_in, s.n_out, Counter(s.dropped), s.in_unit) for name, s in global_ctx.stats.items()}
+        stats: dict[str, StageStats] = {
+            name: StageStats(name, s.n_in, s.n_out, Counter(s.dropped), s.in_unit)
+            for name, s in global_ctx.stats.items()
+        }
         counters, methods, labels = Counter(global_ctx.counters), Counter(), Counter()
         shards, hashes, n_rows = [], [], 0
         rejects_parts = [self.work / "inputs.rejects.jsonl"]
@@ -389,23 +421,31 @@ class PairOutput:
         os.replace(self.out / ".rejects.jsonl.tmp", self.out / "rejects.jsonl")
 
         digest = hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]
-        write_json(self.out / "dataset_info.json", {
-            "builder_name": "ctxdata",
-            "description": f"ctxdata contrastive-context pairs ({self.command})",
-            "citation": CITATION,
-            "features": features_dict(),
-            "homepage": "https://arxiv.org/abs/2606.17053",
-            "license": "",
-                    })
-        write_json(self.out / "state.json", {
-            "_data_files": [{"filename": s, "sha256": h} for s, h in zip(shards, hashes)],  # `datasets` reads filename only
-            "_fingerprint": digest,
-            "_format_columns": None,
-            "_format_kwargs": {},
-            "_format_type": None,
-            "_output_all_columns": False,
-            "_split": None,
-        })
+        write_json(
+            self.out / "dataset_info.json",
+            {
+                "builder_name": "ctxdata",
+                "description": f"ctxdata contrastive-context pairs ({self.command})",
+                "citation": CITATION,
+                "features": features_dict(),
+                "homepage": "https://arxiv.org/abs/2606.17053",
+                "license": "",
+            },
+        )
+        write_json(
+            self.out / "state.json",
+            {
+                "_data_files": [
+                    {"filename": s, "sha256": h} for s, h in zip(shards, hashes)
+                ],  # `datasets` reads filename only
+                "_fingerprint": digest,
+                "_format_columns": None,
+                "_format_kwargs": {},
+                "_format_type": None,
+                "_output_all_columns": False,
+                "_split": None,
+            },
+        )
         report = {
             "command": self.command,
             "inputs": inputs,
@@ -430,7 +470,15 @@ class PairOutput:
 
 
 # What the commands that read a report use; a report without them is not one of ours.
-REPORT_FIELDS = {"inputs": int, "pairs": int, "stages": list, "methods": dict, "labels": dict, "rejected": dict, "shards": list}
+REPORT_FIELDS = {
+    "inputs": int,
+    "pairs": int,
+    "stages": list,
+    "methods": dict,
+    "labels": dict,
+    "rejected": dict,
+    "shards": list,
+}
 
 
 def read_report(out: str | Path) -> dict[str, Any]:
@@ -439,9 +487,13 @@ def read_report(out: str | Path) -> dict[str, Any]:
         report = read_json_file(path, "the build report")
     except FileNotFoundError:
         raise CtxdataError(f"{out} has no report.json: is it a finished ctxdata output folder?") from None
-    bad = [k for k, kind in REPORT_FIELDS.items() if not isinstance(report, dict) or not isinstance(report.get(k), kind)]
+    bad = [
+        k for k, kind in REPORT_FIELDS.items() if not isinstance(report, dict) or not isinstance(report.get(k), kind)
+    ]
     if bad:
-        raise CtxdataError(f"{path} is not a ctxdata build report (missing or malformed: {', '.join(bad)}); rebuild the folder")
+        raise CtxdataError(
+            f"{path} is not a ctxdata build report (missing or malformed: {', '.join(bad)}); rebuild the folder"
+        )
     return report
 
 
@@ -458,7 +510,9 @@ def shard_paths(out: str | Path) -> list[Path]:
     except FileNotFoundError:
         raise CtxdataError(f"{out} has no state.json: not a ctxdata/datasets output folder") from None
     entries = state.get("_data_files") if isinstance(state, dict) else None
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("filename"), str) for e in entries):
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("filename"), str) for e in entries
+    ):
         raise CtxdataError(f"{state_path} has no valid `_data_files` list of shards; rebuild the output folder")
     paths = []
     for entry in entries:
@@ -471,10 +525,15 @@ def shard_paths(out: str | Path) -> list[Path]:
             try:
                 actual = _file_sha256(path)
             except OSError as exc:
-                raise CtxdataError(f"shard {path} cannot be read ({exc.strerror or exc}); rebuild the output folder (rerun the command with --overwrite)") from None
+                raise CtxdataError(
+                    f"shard {path} cannot be read ({exc.strerror or exc}); "
+                    "rebuild the output folder (rerun the command with --overwrite)"
+                ) from None
             if actual != expected:
-                raise CtxdataError(f"shard {path} does not match its sha256 in state.json (changed or damaged after the build); "
-                                   "rebuild the output folder (rerun the command with --overwrite)")
+                raise CtxdataError(
+                    f"shard {path} does not match its sha256 in state.json (changed or damaged after the build); "
+                    "rebuild the output folder (rerun the command with --overwrite)"
+                )
         paths.append(path)
     return paths
 
@@ -487,7 +546,9 @@ def read_shard(path: Path):
         with pa.memory_map(str(path)) as source:
             table = pa.ipc.open_stream(source).read_all()
     except (OSError, pa.ArrowException) as exc:
-        raise CtxdataError(f"shard {path} cannot be read ({exc}); rebuild the output folder (rerun the command with --overwrite)") from None
+        raise CtxdataError(
+            f"shard {path} cannot be read ({exc}); rebuild the output folder (rerun the command with --overwrite)"
+        ) from None
     missing = [c for c in SHARD_COLUMNS_CHECKED if c not in table.column_names]
     if missing:
         raise CtxdataError(f"shard {path} is not a ctxdata pair shard (no column {', '.join(missing)})")
@@ -508,7 +569,9 @@ def iter_rows(out: str | Path, columns: list[str] | None = None) -> Iterable[dic
         try:
             rows = table.to_pylist()
         except (pa.ArrowException, ValueError) as exc:  # e.g. invalid UTF-8 in a string column of a foreign shard
-            raise CtxdataError(f"shard {path} cannot be decoded ({type(exc).__name__}: {exc}); rebuild the output folder") from None
+            raise CtxdataError(
+                f"shard {path} cannot be decoded ({type(exc).__name__}: {exc}); rebuild the output folder"
+            ) from None
         yield from rows
 
 

@@ -36,7 +36,16 @@ from ctxdata.coding.trajectory import Trajectory
 from ctxdata.errors import ConfigError, CtxdataError
 from ctxdata.pipeline import INPUT, RunContext, Stage
 
-__all__ = ["READERS", "RecordResult", "ReadTrajectories", "Skipped", "TrajectoryReader", "discover_trace_files", "iter_records", "load_results"]
+__all__ = [
+    "READERS",
+    "RecordResult",
+    "ReadTrajectories",
+    "Skipped",
+    "TrajectoryReader",
+    "discover_trace_files",
+    "iter_records",
+    "load_results",
+]
 
 TEXT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".traj")
 TRACE_SUFFIXES = TEXT_SUFFIXES + (".parquet",) + tuple(s + ".gz" for s in TEXT_SUFFIXES)
@@ -66,7 +75,13 @@ def discover_trace_files(root: Path, *, follow_symlinks: bool = False) -> list[P
     seen: set[str] = set()
 
     def walk_error(exc: OSError) -> None:
-        found.append(Skipped(display_name(exc.filename or str(root)), "unreadable", f"folder cannot be listed: {exc.strerror or exc}"))
+        found.append(
+            Skipped(
+                display_name(exc.filename or str(root)),
+                "unreadable",
+                f"folder cannot be listed: {exc.strerror or exc}",
+            )
+        )
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=walk_error, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -98,7 +113,10 @@ def _link_problem(path: str, real_root: str | None, follow_symlinks: bool) -> tu
     if not os.path.exists(target):
         return "broken_symlink", f"symlink to {display_name(os.readlink(path))}, which does not exist"
     if not follow_symlinks and real_root is not None and os.path.commonpath([target, real_root]) != real_root:
-        return "symlink_outside_root", f"symlink to {display_name(target)}, outside the input folder; pass --follow-symlinks to read it"
+        return (
+            "symlink_outside_root",
+            f"symlink to {display_name(target)}, outside the input folder; pass --follow-symlinks to read it",
+        )
     return None
 
 
@@ -108,27 +126,41 @@ def _classify(path: str, real_root: str | None, follow_symlinks: bool) -> Path |
         problem = _link_problem(path, real_root, follow_symlinks)
         if problem:
             return Skipped(display_name(path), *problem)
-    if real_root is not None and not path.endswith(TRACE_SUFFIXES):  # a file named explicitly is read whatever its name
-        return Skipped(display_name(path), "unsupported_file", f"not a trajectory file (read: {', '.join(TRACE_SUFFIXES)})")
+    if real_root is not None and not path.endswith(
+        TRACE_SUFFIXES
+    ):  # a file named explicitly is read whatever its name
+        return Skipped(
+            display_name(path), "unsupported_file", f"not a trajectory file (read: {', '.join(TRACE_SUFFIXES)})"
+        )
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
         return Skipped(display_name(path), "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
     if not stat.S_ISREG(mode):
-        return Skipped(display_name(path), "not_regular_file", f"a {_file_kind(mode)}, not a regular file: never opened")
+        return Skipped(
+            display_name(path), "not_regular_file", f"a {_file_kind(mode)}, not a regular file: never opened"
+        )
     return Path(path)
 
 
 def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "folder")):
+    for test, kind in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISDIR, "folder"),
+    ):
         if test(mode):
             return kind
     return "special file"
 
 
 def iter_records(
-    path: Path | str | Skipped, fmt: str | None = None, results: dict | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    path: Path | str | Skipped,
+    fmt: str | None = None,
+    results: dict | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> Iterator[RecordResult]:
     """Every record in one file, as RecordResults (exactly one per input record found; one for a `Skipped`)."""
     check_fmt(fmt)
@@ -144,8 +176,13 @@ class ReadTrajectories(Stage):
     reject_kind = INPUT
     in_unit = "files"  # files (or folders) in, trajectory records out
 
-    def __init__(self, fmt: str | None = None, results_path: str | Path | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 follow_symlinks: bool = False) -> None:
+    def __init__(
+        self,
+        fmt: str | None = None,
+        results_path: str | Path | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        follow_symlinks: bool = False,
+    ) -> None:
         check_fmt(fmt)
         if max_record_bytes < 1:
             raise ConfigError(f"max_record_bytes must be >= 1, got {max_record_bytes}")
@@ -164,7 +201,9 @@ class ReadTrajectories(Stage):
         results = self.results()
         for item in paths:
             # `discover_trace_files` output is read as is (no second stat); a folder is walked.
-            is_folder = not isinstance(item, Skipped) and not str(item).endswith(TRACE_SUFFIXES) and os.path.isdir(item)
+            is_folder = (
+                not isinstance(item, Skipped) and not str(item).endswith(TRACE_SUFFIXES) and os.path.isdir(item)
+            )
             files = discover_trace_files(Path(item), follow_symlinks=self.follow_symlinks) if is_folder else [item]
             for path in files:
                 for rec in _guarded(path, self.fmt, results, self.max_record_bytes):
@@ -175,7 +214,9 @@ class ReadTrajectories(Stage):
                         yield rec.trajectory
 
 
-def _guarded(path: Path | str | Skipped, fmt: str | None, results: dict | None, max_record_bytes: int) -> Iterator[RecordResult]:
+def _guarded(
+    path: Path | str | Skipped, fmt: str | None, results: dict | None, max_record_bytes: int
+) -> Iterator[RecordResult]:
     """`iter_records`, with anything a container did not foresee becoming one reject for the rest of the file."""
     try:
         yield from iter_records(path, fmt, results, max_record_bytes)

@@ -52,7 +52,10 @@ class StoredContext:
 
 def prepare_context(traj: Trajectory, max_tokens: int) -> StoredContext:
     """Mask every diff block (pair-independent), then render under the budget."""
-    steps = [Step(mask_diff_blocks(s.thought), mask_diff_blocks(s.action), mask_diff_blocks(s.observation), s.returncode) for s in traj.steps]
+    steps = [
+        Step(mask_diff_blocks(s.thought), mask_diff_blocks(s.action), mask_diff_blocks(s.observation), s.returncode)
+        for s in traj.steps
+    ]
     text = render_trajectory(replace(traj, steps=steps), max_tokens)
     return StoredContext(traj.id, traj.source, traj.format, traj.issue, traj.patch, len(traj.steps), text)
 
@@ -137,6 +140,12 @@ class LoadContexts(Stage):
     def __init__(self, folder: str | Path) -> None:
         self.reader = ContextReader(folder)
 
-    def run(self, records: Iterable[Candidate], ctx: RunContext) -> Iterator[tuple[Candidate, StoredContext, StoredContext]]:
+    def run(
+        self, records: Iterable[Candidate], ctx: RunContext
+    ) -> Iterator[tuple[Candidate, StoredContext, StoredContext]]:
         for cand in records:
-            yield cand, self.reader.get(ContextRef(*cand.anchor_context)), self.reader.get(ContextRef(*cand.confounder_context))
+            yield (
+                cand,
+                self.reader.get(ContextRef(*cand.anchor_context)),
+                self.reader.get(ContextRef(*cand.confounder_context)),
+            )

@@ -1,15 +1,16 @@
 """The `local` engine: this process, or a pool of spawned worker processes on this machine.
 
-Workers are *spawned*, not forked: a forked child of a process that already started torch or
-OpenMP threads can deadlock. Spawning costs about a second of start-up, so the pool starts on the
-first map that is worth it (`min_items`) and then serves every later phase of the build.
+The pool (`ctxdata.parallel.worker_pool`: spawned workers that die with their parent) costs about
+a second of start-up, so it starts on the first map that is worth it (`min_items`) and then serves
+every later phase of the build. Leaving the engine on an error or Ctrl-C stops its workers at once.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any, Callable, Iterator, Sequence
 
-from ctxdata.parallel import resolve_workers
+from ctxdata.parallel import resolve_workers, worker_pool
 
 
 class LocalEngine:
@@ -18,6 +19,7 @@ class LocalEngine:
     def __init__(self, workers: int = 1) -> None:
         self.workers = resolve_workers(workers)
         self._pool: Any = None
+        self._stack = ExitStack()
 
     @property
     def parallelism(self) -> int:
@@ -53,19 +55,16 @@ class LocalEngine:
 
     def _ensure_pool(self) -> Any:
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = self._stack.enter_context(worker_pool(self.workers))
         return self._pool
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self.__exit__(None, None, None)
 
     def __enter__(self) -> "LocalEngine":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()
+        """Stop the pool: after the running tasks on success, at once on an error (`worker_pool` sees it)."""
+        self._pool = None
+        self._stack.__exit__(*exc)

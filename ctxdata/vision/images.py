@@ -15,8 +15,16 @@ from typing import Any
 import numpy as np
 
 # Reasons a pool image is rejected (one line each in rejects.jsonl).
-IMAGE_REASONS = ("image_missing", "image_empty", "image_corrupt", "image_truncated", "decompression_bomb", "pixel_budget",
-                 "not_regular_file", "path_outside_pool")
+IMAGE_REASONS = (
+    "image_missing",
+    "image_empty",
+    "image_corrupt",
+    "image_truncated",
+    "decompression_bomb",
+    "pixel_budget",
+    "not_regular_file",
+    "path_outside_pool",
+)
 DEFAULT_MAX_PIXELS = 64_000_000  # ~8000 x 8000; PIL's own default warns at 89.5 MP and fails at 179 MP
 # Decoded pixels a whole pool may hold (~3 GB as 8-bit RGB): many images each under max_pixels must not add up.
 DEFAULT_MAX_POOL_PIXELS = 1_000_000_000
@@ -60,12 +68,21 @@ class PixelBudget:
 
     def take(self, width: int, height: int, name: str) -> None:
         if self.used + width * height > self.total:
-            raise ImageRejected("pixel_budget", f"{name or 'image'} ({width}x{height}) would take the pool past "
-                                f"max_pool_pixels={self.total} decoded pixels ({self.used} used)")
+            raise ImageRejected(
+                "pixel_budget",
+                f"{name or 'image'} ({width}x{height}) would take the pool past "
+                f"max_pool_pixels={self.total} decoded pixels ({self.used} used)",
+            )
         self.used += width * height
 
 
-def decode_image(data: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "", budget: PixelBudget | None = None) -> Any:
+def decode_image(
+    data: bytes | Path | str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    name: str = "",
+    budget: PixelBudget | None = None,
+) -> Any:
     """Bytes or a file -> upright RGB PIL image, or ImageRejected with the reason; `budget` is charged for it."""
     import stat
 
@@ -78,7 +95,9 @@ def decode_image(data: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXE
         except OSError:
             raise ImageRejected("image_missing", f"{path} does not exist") from None
         if not stat.S_ISREG(mode):  # a FIFO would block the read; a folder is no image
-            raise ImageRejected("not_regular_file" if not stat.S_ISDIR(mode) else "image_missing", f"{path} is not a regular file")
+            raise ImageRejected(
+                "not_regular_file" if not stat.S_ISDIR(mode) else "image_missing", f"{path} is not a regular file"
+            )
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -93,7 +112,9 @@ def decode_image(data: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXE
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 if img.size[0] * img.size[1] > max_pixels:
-                    raise ImageRejected("decompression_bomb", f"{img.size[0]}x{img.size[1]} exceeds max_pixels={max_pixels}")
+                    raise ImageRejected(
+                        "decompression_bomb", f"{img.size[0]}x{img.size[1]} exceeds max_pixels={max_pixels}"
+                    )
                 if budget is not None:  # from the header, before a single pixel is decoded
                     budget.take(img.size[0], img.size[1], name)
                     charged = img.size[0] * img.size[1]
@@ -106,7 +127,11 @@ def decode_image(data: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXE
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("decompression_bomb", str(exc)) from None
     except OSError as exc:
-        reason = "image_truncated" if "truncated" in str(exc).lower() or "end of file" in str(exc).lower() else "image_corrupt"
+        reason = (
+            "image_truncated"
+            if "truncated" in str(exc).lower() or "end of file" in str(exc).lower()
+            else "image_corrupt"
+        )
         raise ImageRejected(reason, f"{type(exc).__name__}: {exc}") from None
     except Exception as exc:  # PIL raises many types (SyntaxError, ValueError, struct.error) on garbage
         raise ImageRejected("image_corrupt", f"{type(exc).__name__}: {exc}") from None

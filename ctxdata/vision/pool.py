@@ -25,7 +25,14 @@ from typing import Any
 from ctxdata._json import loads
 from ctxdata.errors import CtxdataError
 from ctxdata.pipeline import INPUT, RunContext
-from ctxdata.vision.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_POOL_PIXELS, ImageRejected, PixelBudget, decode_image, region_mask
+from ctxdata.vision.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_POOL_PIXELS,
+    ImageRejected,
+    PixelBudget,
+    decode_image,
+    region_mask,
+)
 from ctxdata.vision.templates import infer_type
 
 STAGE = "pool"
@@ -72,12 +79,20 @@ def safe_relative(root: Path, rel: str) -> Path:
     return resolved
 
 
-def load_pool(spec: str | Path, ctx: RunContext, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_pool_pixels: int = DEFAULT_MAX_POOL_PIXELS) -> Pool:
+def load_pool(
+    spec: str | Path,
+    ctx: RunContext,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pool_pixels: int = DEFAULT_MAX_POOL_PIXELS,
+) -> Pool:
     """Read a pool folder, Parquet file or `datasets` folder; bad rows go to `ctx` as input rejects."""
     path = Path(spec)
     budget = PixelBudget(max_pool_pixels)
     if not path.exists():
-        raise CtxdataError(f"pool {path} does not exist (give a folder with qa.jsonl, a .parquet file or a datasets folder)")
+        raise CtxdataError(
+            f"pool {path} does not exist (give a folder with qa.jsonl, a .parquet file or a datasets folder)"
+        )
     if path.is_file() and path.suffix == ".parquet":
         pool = _load_table(_read_parquet(path), path.parent, path.name, ctx, max_pixels, budget)
     elif path.is_dir() and (path / "qa.jsonl").is_file():
@@ -85,7 +100,10 @@ def load_pool(spec: str | Path, ctx: RunContext, *, max_pixels: int = DEFAULT_MA
     elif path.is_dir() and (path / "dataset_info.json").is_file():
         pool = _load_table(_read_datasets(path), path, path.name, ctx, max_pixels, budget)
     else:
-        raise CtxdataError(f"{path} is not a pool: expected a folder with qa.jsonl, a .parquet file, or a datasets save_to_disk folder")
+        raise CtxdataError(
+            f"{path} is not a pool: expected a folder with qa.jsonl, a .parquet file, "
+            "or a datasets save_to_disk folder"
+        )
     return pool
 
 
@@ -94,7 +112,10 @@ def nothing_read_error(pool: Pool, spec: str | Path, ctx: RunContext, rejects_fi
     if pool.records:
         return None
     reasons = ", ".join(f"{reason}: {n}" for reason, n in ctx.stage(STAGE).dropped.most_common(4))
-    return CtxdataError(f"no usable row in pool {spec} ({pool.inputs} rows{'; ' + reasons if reasons else ''}); reasons in {rejects_file}")
+    return CtxdataError(
+        f"no usable row in pool {spec} ({pool.inputs} rows{'; ' + reasons if reasons else ''}); "
+        f"reasons in {rejects_file}"
+    )
 
 
 def _row_key(image_id: str, fields: dict[str, Any]) -> tuple:
@@ -113,7 +134,13 @@ def _qa_fields(row: dict[str, Any]) -> dict[str, Any]:
             raise ImageRejected("bad_field", f"`{key}` is a {type(row[key]).__name__}, expected text")
     question, answer = str(row["question"]).strip(), str(row["answer"]).strip()
     qtype = str(row.get("type") or infer_type(question, answer))
-    return {"question": question, "answer": answer, "qtype": qtype, "region": _region(row.get("region")), "scene": row.get("scene")}
+    return {
+        "question": question,
+        "answer": answer,
+        "qtype": qtype,
+        "region": _region(row.get("region")),
+        "scene": row.get("scene"),
+    }
 
 
 def _region(region: Any) -> Any:
@@ -122,11 +149,17 @@ def _region(region: Any) -> Any:
         return None
     if isinstance(region, str):
         return region
-    if isinstance(region, (list, tuple)) and len(region) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in region):
+    if (
+        isinstance(region, (list, tuple))
+        and len(region) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in region)
+    ):
         box = [float(v) for v in region]
         if all(math.isfinite(v) for v in box) and box[0] < box[2] and box[1] < box[3]:
             return box
-    raise ImageRejected("bad_region", f"region {region!r:.80} is neither a mask path nor a box [x0, y0, x1, y1] with x0 < x1, y0 < y1")
+    raise ImageRejected(
+        "bad_region", f"region {region!r:.80} is neither a mask path nor a box [x0, y0, x1, y1] with x0 < x1, y0 < y1"
+    )
 
 
 def _checked_region(root: Path, region: Any, image: Any, max_pixels: int, masks: dict[str, Any]) -> Any:
@@ -147,7 +180,9 @@ def _checked_region(root: Path, region: Any, image: Any, max_pixels: int, masks:
             raise masks[region]
         region = masks[region]
     if region is not None and not region_mask(image.size, region).any():
-        raise ImageRejected("bad_region", f"region {region!r:.80} covers no pixel of the {image.width}x{image.height} image")
+        raise ImageRejected(
+            "bad_region", f"region {region!r:.80} covers no pixel of the {image.width}x{image.height} image"
+        )
     return region
 
 
@@ -239,7 +274,9 @@ def _read_datasets(path: Path) -> list[dict[str, Any]]:
         raise CtxdataError(f"pool {path} is not a readable datasets folder ({type(exc).__name__}: {exc})") from None
 
 
-def _load_table(rows: list[dict[str, Any]], root: Path, name: str, ctx: RunContext, max_pixels: int, budget: PixelBudget) -> Pool:
+def _load_table(
+    rows: list[dict[str, Any]], root: Path, name: str, ctx: RunContext, max_pixels: int, budget: PixelBudget
+) -> Pool:
     """Rows with image (bytes/path cell or a path string), question, answer[, type, region]."""
     pool, masks, seen = Pool(name=name), {}, {}
     stats = ctx.stage(STAGE)
@@ -255,10 +292,14 @@ def _load_table(rows: list[dict[str, Any]], root: Path, name: str, ctx: RunConte
         try:
             if isinstance(cell, dict) and cell.get("bytes") is not None:
                 image_id = str(cell.get("path") or f"row-{i:06d}")
-                image = pool.images.get(image_id) or decode_image(_image_bytes(cell["bytes"]), max_pixels=max_pixels, name=image_id, budget=budget)
+                image = pool.images.get(image_id) or decode_image(
+                    _image_bytes(cell["bytes"]), max_pixels=max_pixels, name=image_id, budget=budget
+                )
             else:
                 image_id = str(cell.get("path") if isinstance(cell, dict) else cell)
-                image = pool.images.get(image_id) or decode_image(safe_relative(root, image_id), max_pixels=max_pixels, name=image_id, budget=budget)
+                image = pool.images.get(image_id) or decode_image(
+                    safe_relative(root, image_id), max_pixels=max_pixels, name=image_id, budget=budget
+                )
             fields = _qa_fields(row)
         except ImageRejected as exc:
             _reject(ctx, source, exc.reason, exc.detail)

@@ -19,7 +19,6 @@ from ctxdata.coding.formats.results import load_results, outcome_from_report, ou
 from ctxdata.coding.formats.swe_agent import SweAgentReader
 
 
-
 class TrajectoryReader(Protocol):
     """The contract of one trajectory format's reader."""
 
@@ -45,7 +44,29 @@ READERS: dict[str, TrajectoryReader] = {
     "swe-agent-nebius": NebiusReader(),
 }
 
+
+def formats_markdown() -> str:
+    """The docs' list of formats, one line per `READERS` key with its module's summary (docs/formats.md embeds it)."""
+    import sys
+
+    lines = []
+    for name, reader in READERS.items():
+        summary = (sys.modules[type(reader).__module__].__doc__ or "").strip().split("\n\n")[0]
+        lines.append(f"- `{name}`: {' '.join(summary.split())}")
+    return "\n".join(lines) + "\n"
+
+
 # Structural detection order: most specific first (mini-swe-agent and hf rows both carry `messages`).
 DETECT_ORDER = ["mini-swe-agent", "swe-agent-nebius", "swe-agent", "openhands", "hf-messages"]
 
-__all__ = ["READERS", "DETECT_ORDER", "TrajectoryReader", "RecordError", "load_results", "outcome_from_report", "outcomes_from_json", "parse_instance_id"]
+__all__ = [
+    "READERS",
+    "DETECT_ORDER",
+    "TrajectoryReader",
+    "formats_markdown",
+    "RecordError",
+    "load_results",
+    "outcome_from_report",
+    "outcomes_from_json",
+    "parse_instance_id",
+]

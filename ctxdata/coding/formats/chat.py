@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ctxdata._json import loads
 from ctxdata.coding.formats._text import RecordError, content_text, extract_issue, parse_observation
 from ctxdata.coding.trajectory import Step
 
@@ -98,7 +99,7 @@ def _tool_call_action(tool_calls: Any) -> str:
         args = fn.get("arguments", "")
         if isinstance(args, str):
             try:
-                args = json.loads(args)
+                args = loads(args)  # lone surrogates become U+FFFD, as in every decoded record
             except ValueError:
                 pass
         if isinstance(args, dict) and isinstance(args.get("command"), str) and fn.get("name") in ("bash", "execute_bash", "run", None):

@@ -76,7 +76,7 @@ def iter_file(path: str, opts: ReadOptions) -> Iterator[RecordResult]:
 
 def _iter_json_file(data: bytes, size: int, name: str, inner: str, opts: ReadOptions) -> Iterator[RecordResult]:
     if data.startswith(_BOM):  # a UTF-8 byte-order mark (Windows editors): allowed, as JSON Lines allow it
-        data, size = data[len(_BOM):], size - len(_BOM)
+        data, size = data[len(_BOM) :], size - len(_BOM)
     head = data[:PEEK_BYTES]
     problem = _peek_problem(head, size)
     if problem:
@@ -87,7 +87,12 @@ def _iter_json_file(data: bytes, size: int, name: str, inner: str, opts: ReadOpt
         yield RecordResult(name, None, "unknown_format", f"not JSON/JSONL/Parquet: starts with {head.lstrip()[:20]!r}")
         return
     if size > opts.max_record_bytes:
-        yield RecordResult(name, None, "record_too_large", f"JSON file is over max_record_bytes={opts.max_record_bytes} bytes (convert lists to JSONL)")
+        yield RecordResult(
+            name,
+            None,
+            "record_too_large",
+            f"JSON file is over max_record_bytes={opts.max_record_bytes} bytes (convert lists to JSONL)",
+        )
         return
     yield from _iter_json_document(data, name, inner, opts)
 
@@ -147,7 +152,12 @@ def iter_jsonl(f: Any, name: str, opts: ReadOptions, inner: str | None = None) -
         try:
             line = f.readline(limit)
         except _GZIP_ERRORS as exc:  # a gzip stream damaged part-way: the rest of the file is one reject
-            yield RecordResult(f"{name}:{lineno + 1}@{offset}", None, "invalid_gzip", f"from line {lineno + 1} on: {type(exc).__name__}: {exc}")
+            yield RecordResult(
+                f"{name}:{lineno + 1}@{offset}",
+                None,
+                "invalid_gzip",
+                f"from line {lineno + 1} on: {type(exc).__name__}: {exc}",
+            )
             return
         if not line:
             return
@@ -157,7 +167,9 @@ def iter_jsonl(f: Any, name: str, opts: ReadOptions, inner: str | None = None) -
         location = f"{name}:{lineno}@{start}"
         if len(line) == limit and not line.endswith(b"\n"):
             offset += _skip_rest_of_line(f)  # bounded: never hold more than `limit` bytes
-            yield RecordResult(location, None, "record_too_large", f"line {lineno} is longer than max_record_bytes={max_record_bytes}")
+            yield RecordResult(
+                location, None, "record_too_large", f"line {lineno} is longer than max_record_bytes={max_record_bytes}"
+            )
             continue
         if not line.strip():
             continue  # blank lines are not records
@@ -195,4 +207,9 @@ def iter_parquet(path: str, name: str, opts: ReadOptions) -> Iterator[RecordResu
                 index += 1
     except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: e.g. invalid UTF-8 in a string column
         where = name if index == 0 else f"{name}#{index}"
-        yield RecordResult(where, None, "invalid_parquet", f"{'file' if index == 0 else f'rows from {index} on'}: {type(exc).__name__}: {exc}")
+        yield RecordResult(
+            where,
+            None,
+            "invalid_parquet",
+            f"{'file' if index == 0 else f'rows from {index} on'}: {type(exc).__name__}: {exc}",
+        )

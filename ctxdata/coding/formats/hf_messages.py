@@ -7,9 +7,9 @@ A row is `{instance_id, messages: [{role, content}], ...}`; `messages` may also 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ctxdata._json import loads
 from ctxdata.coding.formats._text import RecordError, parse_instance_id
 from ctxdata.coding.formats.chat import chat_steps, last_diff
 from ctxdata.coding.trajectory import Outcome, Trajectory
@@ -31,7 +31,7 @@ class HfMessagesReader:
         messages = obj["messages"]
         if isinstance(messages, str):
             try:
-                messages = json.loads(messages)
+                messages = loads(messages)  # lone surrogates become U+FFFD, as in every decoded record
             except ValueError:
                 raise RecordError("missing_messages", "`messages` is a string that is not a JSON list") from None
         issue, steps = chat_steps(messages)
