@@ -219,6 +219,7 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
             pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
             on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
             skipped = run_tasks(output, tasks, pair_stages(config, store), engine=engine, on_task=on_task,
+                                models=config.judge != "none",  # a judge model: loaded once per Ray actor
                                 min_items=2 if len(candidates) >= PARALLEL_MIN_CANDIDATES else len(tasks) + 1)
     finally:  # rebuilt by phase 1 of any rerun; never left filling the disk after an error
         shutil.rmtree(store, ignore_errors=True)

@@ -3,14 +3,14 @@
 A phase that loads models runs on a pool of actors, each holding the phase's callable (its
 stages, their lazily built backends), so a model is loaded once per actor and then serves many
 batches: the Ray Data batch-inference pattern. Other phases run as stateless tasks, whose worker
-processes Ray keeps warm between phases. One
-row is one item of the plan (a file slice, a candidate task, a batch of images); it travels
-pickled, and its result travels back pickled to the driver, which merges results in plan order
+processes Ray keeps warm between phases. One row is one item of the plan (a file slice, a
+repository's signatures, a candidate task, a batch of images); it travels pickled, and its result travels back pickled to the driver, which merges results in plan order
 and writes the output. Nothing a worker does depends on which worker it is, so the bytes are the
 local engine's.
 
-Fault tolerance is Ray Data's default for actor pools: an actor whose process dies is restarted
-and its batch retried (`max_restarts=-1`, `max_task_retries=-1`); an exception in the callable is
+Fault tolerance is Ray Data's default: a task whose worker process dies is retried
+(`max_retries=-1`), an actor whose process dies is restarted and its batch retried
+(`max_restarts=-1`, `max_task_retries=-1`); an exception in the callable is
 not retried (it is a bug or a misconfiguration, and it stops the build). The driver uses one
 result per item, so a retried item cannot be counted twice.
 
@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ctxdata._deps import require
 from ctxdata.parallel import resolve_workers
+
 
 class ApplyToRows:
     """The actor: unpickle each row's item, call the phase's callable, pickle the result."""
