@@ -29,7 +29,7 @@ pytest.importorskip("ray.data", reason="needs pip install 'ctxdata[ray]'")
 @pytest.fixture(scope="module")
 def cluster():
     """A local 2-CPU cluster for the module: its GCS address (for drivers in other processes)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING", _system_config={"worker_niceness": 0})
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

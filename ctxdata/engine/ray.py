@@ -62,8 +62,8 @@ class RayEngine:
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             if self.address:
                 ray.init(address=self.address, **kwargs)
-            else:
-                ray.init(num_cpus=resolve_workers(self.workers), **kwargs)
+            else:  # workers at the driver's priority: Ray's default (nice 15) starves them on a busy machine
+                ray.init(num_cpus=resolve_workers(self.workers), _system_config={"worker_niceness": 0}, **kwargs)
             self._started_here = True
         import ray.data
 
