@@ -18,7 +18,7 @@ the same shards; the same seed gives the same bytes.
 
 A rerun resumes only onto the same config *and* the same inputs: the paths, sizes and mtimes
 (or, with `hash_inputs`, the contents) of every file under the config's input paths (`traces`,
-`results`, `pool`) are fingerprinted. A change refuses with a message naming what changed;
+`results`, `pool`, `instructions`) are fingerprinted. A change refuses with a message naming what changed;
 `--overwrite` rebuilds. `--overwrite` deletes only an empty folder or one holding the marker,
 and an output folder may not be, contain or lie inside an input path.
 
@@ -294,6 +294,8 @@ class PairOutput:
             current = _as_json(self.config)
             changed = sorted(k for k in set(old) | set(current) if k not in skip and old.get(k) != current.get(k))
             return f"holds a run with a different config (changed: {', '.join(changed) or 'the fingerprint'})"
+        if old.get("_inputs") != inputs_digest and bool(old.get("hash_inputs")) != bool(self.config.get("hash_inputs")):
+            return "was built with another --hash-inputs setting (its input listing cannot be compared)"
         if old.get("_inputs") != inputs_digest:
             try:
                 before = read_json_file(self.work / "inputs.json", "the input listing")

@@ -263,3 +263,12 @@ def test_a_write_error_names_the_file(tmp_path, monkeypatch):
         atomic_write_bytes(tmp_path / "pairs-00001.arrow", b"x")
     assert info.value.filename == str(tmp_path / "pairs-00001.arrow")
     assert not list(tmp_path.iterdir())
+
+
+def test_switching_hash_inputs_is_named_not_reported_as_every_file_modified(tmp_path):
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    (traces / "r.json").write_text("{}")
+    _finished(tmp_path / "o", {"traces": [str(traces)]})
+    with pytest.raises(CtxdataError, match="another --hash-inputs setting"):
+        PairOutput(tmp_path / "o", {"traces": [str(traces)], "hash_inputs": True}, command="t")
