@@ -119,7 +119,7 @@ def main() -> None:
     shutil.rmtree(args.work / "store", ignore_errors=True)
     print(f"context store: {store['store_mb']:.0f} MB in {store['store_files']} files; {store['tasks']} pair tasks read "
           f"{store['files_per_task']:.1f} files each; they need {store['needed_mb']:.0f} MB of contexts, shipping whole "
-          f"store files per task would move {store['whole_files_mb']:.0f} MB ({store['whole_files_mb'] / max(store['needed_mb'], 1e-9):.0f}x)")
+          f"store files per task would move {store['whole_files_mb']:.0f} MB ({store['whole_files_mb'] / max(store['needed_mb'], 1e-9):.1f}x)")
 
 
 if __name__ == "__main__":
