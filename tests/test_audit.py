@@ -292,3 +292,13 @@ def test_a_vision_build_stores_the_audit_and_the_edit_detector(demo_out):
 
 def test_label_signs():
     assert list(label_signs([{"label": "A"}, {"label": "B"}])) == [1.0, -1.0]
+
+
+def test_edited_slot_follows_the_edit_whichever_role_it_has():
+    from ctxdata.audit.images import edited_slot
+
+    row = {"method": "edit:sdxl", "label": "A", "anchor_id": "p.png", "confounder_id": "p.png#edit:sdxl:1", "meta": "{}"}
+    assert edited_slot(row) == "B"
+    assert edited_slot({**row, "anchor_id": "p.png#edit:sdxl:1", "confounder_id": "p.png"}) == "A"  # roles randomised
+    assert edited_slot({**row, "meta": json.dumps({"edited_slot": "A"})}) == "A"
+    assert edited_slot({**row, "method": "retrieval:faiss"}) is None
