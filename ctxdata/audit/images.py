@@ -94,12 +94,26 @@ def image_stats(data: bytes) -> dict[str, float]:
     }
 
 
-STAT_NAMES = ("brightness", "contrast", "saturation", "edge_density", "colours", "file_bytes", "bytes_per_pixel",
-              "pixels", "aspect", "is_jpeg", "is_png", "blockiness", "noise_inconsistency")
+STAT_NAMES = (
+    "brightness",
+    "contrast",
+    "saturation",
+    "edge_density",
+    "colours",
+    "file_bytes",
+    "bytes_per_pixel",
+    "pixels",
+    "aspect",
+    "is_jpeg",
+    "is_png",
+    "blockiness",
+    "noise_inconsistency",
+)
 
 
 def row_image_stats(row: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
     """(stats of context A, stats of context B) of a vision row."""
+
     def stats(cell: Any) -> dict[str, float]:
         data = (cell or {}).get("bytes") if isinstance(cell, dict) else None
         return image_stats(bytes(data)) if data else {"decodes": 0.0}

@@ -73,13 +73,16 @@ def _pair_tfidf(probe: Callable[[dict[str, Any]], str]) -> Callable[[Rows], np.n
 
 def _corpus_tfidf(probe: Callable[[dict[str, Any]], str]) -> Callable[[Rows], np.ndarray]:
     """IDF fitted on every query and context of the rows given (the issue's measurement)."""
+
     def scores(rows: Rows) -> np.ndarray:
         docs = [T.term_counts(t) for r in rows for t in (r.get("query") or "", *_texts(r))]
         idf, unseen = T.idf_from(docs)
         out = []
         for r in rows:
             p, (a, b) = T.term_counts(probe(r)), _texts(r)
-            out.append(T.tfidf_cosine(p, T.term_counts(a), idf, unseen) - T.tfidf_cosine(p, T.term_counts(b), idf, unseen))
+            out.append(
+                T.tfidf_cosine(p, T.term_counts(a), idf, unseen) - T.tfidf_cosine(p, T.term_counts(b), idf, unseen)
+            )
         return np.array(out)
 
     return scores
@@ -94,7 +97,10 @@ def _answer_added(row: dict[str, Any]) -> str:
 
 
 def _verbatim(rows: Rows) -> np.ndarray:
-    return np.array([T.verbatim_spans(_query(r), _texts(r)[0]) - T.verbatim_spans(_query(r), _texts(r)[1]) for r in rows], dtype=float)
+    return np.array(
+        [T.verbatim_spans(_query(r), _texts(r)[0]) - T.verbatim_spans(_query(r), _texts(r)[1]) for r in rows],
+        dtype=float,
+    )
 
 
 _MODEL: list[Any] = []
@@ -114,7 +120,9 @@ def _minilm_chunk(rows: Rows) -> np.ndarray:
     if not rows:
         return np.zeros(0)
     model = minilm()
-    queries = model.encode([_query(r) for r in rows], batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+    queries = model.encode(
+        [_query(r) for r in rows], batch_size=32, normalize_embeddings=True, show_progress_bar=False
+    )
     spans, pieces = [], []
     for r in rows:
         for text in _texts(r):
@@ -126,8 +134,17 @@ def _minilm_chunk(rows: Rows) -> np.ndarray:
     return best[0::2] - best[1::2]
 
 
-STRUCTURE_KEYS = ("chars", "steps", "exits", "exits_nonzero", "elided_chars", "masks", "mask_first_pos", "mask_mean_pos",
-                  *(f"masks:{m}" for m in MASK_MARKERS))
+STRUCTURE_KEYS = (
+    "chars",
+    "steps",
+    "exits",
+    "exits_nonzero",
+    "elided_chars",
+    "masks",
+    "mask_first_pos",
+    "mask_mean_pos",
+    *(f"masks:{m}" for m in MASK_MARKERS),
+)
 _LOG_KEYS = {"chars", "elided_chars"}
 
 
@@ -139,7 +156,12 @@ def coding_features(rows: Rows) -> np.ndarray:
         cols.append([f(T.context_structure(a)[key]) - f(T.context_structure(b)[key]) for a, b in map(_texts, rows)])
     cols.append(_pair_tfidf(_query)(rows))
     cols.append(_corpus_tfidf(_query)(rows))
-    cols.append([np.log1p(T.verbatim_spans(_query(r), _texts(r)[0])) - np.log1p(T.verbatim_spans(_query(r), _texts(r)[1])) for r in rows])
+    cols.append(
+        [
+            np.log1p(T.verbatim_spans(_query(r), _texts(r)[0])) - np.log1p(T.verbatim_spans(_query(r), _texts(r)[1]))
+            for r in rows
+        ]
+    )
     return np.array(cols, dtype=float).T.reshape(len(rows), -1)
 
 
@@ -190,46 +212,141 @@ def _slug(marker: str) -> str:
 
 C, V = ("coding",), ("vision",)
 _LIST: list[Predictor] = [
-    Predictor("longer-context", "structural", C, "the longer rendered context is the anchor", _structure_diff("chars")),
+    Predictor(
+        "longer-context", "structural", C, "the longer rendered context is the anchor", _structure_diff("chars")
+    ),
     Predictor("more-steps", "structural", C, "the context with more steps is the anchor", _structure_diff("steps")),
-    Predictor("fewer-failing-exits", "structural", C, "the context with fewer non-zero exit codes is the anchor",
-              _structure_diff("exits_nonzero", -1.0)),
-    Predictor("more-masks", "structural", C, "the context with more mask markers is the anchor", _structure_diff("masks")),
-    *(Predictor(f"more-masks:{_slug(m)}", "structural", C, f"the context with more {m} markers is the anchor",
-                _structure_diff(f"masks:{m}")) for m in MASK_MARKERS),
-    Predictor("earlier-first-mask", "structural", C, "the context whose first mask comes earlier (relative position) is the anchor",
-              _structure_diff("mask_first_pos", -1.0)),
-    Predictor("query-tfidf-pair", "topical", C, "higher TF-IDF cosine to the query, IDF from this pair's three texts",
-              _pair_tfidf(_query)),
-    Predictor("query-tfidf-corpus", "topical", C, "higher TF-IDF cosine to the query, IDF fitted on the whole folder",
-              _corpus_tfidf(_query), per_pair=False),
-    Predictor("query-verbatim-8gram", "topical", C, "more distinct 8-word spans of the query quoted verbatim", _verbatim),
-    Predictor("query-minilm-chunk", "topical", C, "higher MiniLM cosine between the query and the best 900-char chunk",
-              _minilm_chunk, needs_embedding=True),
-    Predictor("answer-tfidf-pair", "answer-evidence", C, "higher TF-IDF cosine to the answer patch's added lines (per pair)",
-              _pair_tfidf(_answer_added)),
-    Predictor("answer-tfidf-corpus", "answer-evidence", C, "higher TF-IDF cosine to the answer patch's added lines (folder IDF)",
-              _corpus_tfidf(_answer_added), per_pair=False),
-    Predictor("learned-coding", "learned", C, "5-fold logistic regression on structural + lexical topical features",
-              cross_validated(coding_features), per_pair=False),
+    Predictor(
+        "fewer-failing-exits",
+        "structural",
+        C,
+        "the context with fewer non-zero exit codes is the anchor",
+        _structure_diff("exits_nonzero", -1.0),
+    ),
+    Predictor(
+        "more-masks", "structural", C, "the context with more mask markers is the anchor", _structure_diff("masks")
+    ),
+    *(
+        Predictor(
+            f"more-masks:{_slug(m)}",
+            "structural",
+            C,
+            f"the context with more {m} markers is the anchor",
+            _structure_diff(f"masks:{m}"),
+        )
+        for m in MASK_MARKERS
+    ),
+    Predictor(
+        "earlier-first-mask",
+        "structural",
+        C,
+        "the context whose first mask comes earlier (relative position) is the anchor",
+        _structure_diff("mask_first_pos", -1.0),
+    ),
+    Predictor(
+        "query-tfidf-pair",
+        "topical",
+        C,
+        "higher TF-IDF cosine to the query, IDF from this pair's three texts",
+        _pair_tfidf(_query),
+    ),
+    Predictor(
+        "query-tfidf-corpus",
+        "topical",
+        C,
+        "higher TF-IDF cosine to the query, IDF fitted on the whole folder",
+        _corpus_tfidf(_query),
+        per_pair=False,
+    ),
+    Predictor(
+        "query-verbatim-8gram", "topical", C, "more distinct 8-word spans of the query quoted verbatim", _verbatim
+    ),
+    Predictor(
+        "query-minilm-chunk",
+        "topical",
+        C,
+        "higher MiniLM cosine between the query and the best 900-char chunk",
+        _minilm_chunk,
+        needs_embedding=True,
+    ),
+    Predictor(
+        "answer-tfidf-pair",
+        "answer-evidence",
+        C,
+        "higher TF-IDF cosine to the answer patch's added lines (per pair)",
+        _pair_tfidf(_answer_added),
+    ),
+    Predictor(
+        "answer-tfidf-corpus",
+        "answer-evidence",
+        C,
+        "higher TF-IDF cosine to the answer patch's added lines (folder IDF)",
+        _corpus_tfidf(_answer_added),
+        per_pair=False,
+    ),
+    Predictor(
+        "learned-coding",
+        "learned",
+        C,
+        "5-fold logistic regression on structural + lexical topical features",
+        cross_validated(coding_features),
+        per_pair=False,
+    ),
     Predictor("darker", "image", V, "the darker image is the anchor", _image_diff("brightness", -1.0)),
-    Predictor("higher-contrast", "image", V, "the image with more contrast is the anchor", _image_diff("contrast", 1.0)),
+    Predictor(
+        "higher-contrast", "image", V, "the image with more contrast is the anchor", _image_diff("contrast", 1.0)
+    ),
     Predictor("less-saturated", "image", V, "the less saturated image is the anchor", _image_diff("saturation", -1.0)),
-    Predictor("more-edges", "image", V, "the image with more edge pixels is the anchor", _image_diff("edge_density", 1.0)),
-    Predictor("more-colours", "image", V, "the image with more distinct colours is the anchor", _image_diff("colours", 1.0)),
-    Predictor("larger-file", "image", V, "the image with more encoded bytes is the anchor", _image_diff("file_bytes", 1.0)),
-    Predictor("more-bytes-per-pixel", "image", V, "the image with more encoded bytes per pixel is the anchor",
-              _image_diff("bytes_per_pixel", 1.0)),
-    Predictor("more-pixels", "image", V, "the larger image (width x height) is the anchor", _image_diff("pixels", 1.0)),
+    Predictor(
+        "more-edges", "image", V, "the image with more edge pixels is the anchor", _image_diff("edge_density", 1.0)
+    ),
+    Predictor(
+        "more-colours", "image", V, "the image with more distinct colours is the anchor", _image_diff("colours", 1.0)
+    ),
+    Predictor(
+        "larger-file", "image", V, "the image with more encoded bytes is the anchor", _image_diff("file_bytes", 1.0)
+    ),
+    Predictor(
+        "more-bytes-per-pixel",
+        "image",
+        V,
+        "the image with more encoded bytes per pixel is the anchor",
+        _image_diff("bytes_per_pixel", 1.0),
+    ),
+    Predictor(
+        "more-pixels", "image", V, "the larger image (width x height) is the anchor", _image_diff("pixels", 1.0)
+    ),
     Predictor("jpeg", "image", V, "the JPEG-encoded image is the anchor", _image_diff("is_jpeg", 1.0)),
-    Predictor("blockier", "image", V, "the image with stronger 8x8 JPEG blocking is the anchor", _image_diff("blockiness", 1.0)),
-    Predictor("looks-unedited", "image", V, "the image whose local noise is more uniform (looks unedited) is the anchor",
-              _negated(EDITED_DETECTORS["edited:noise-inconsistency"])),
-    Predictor("learned-image", "learned", V, "5-fold logistic regression on the image statistics",
-              cross_validated(image_features), per_pair=False),
-    Predictor("learned-looks-unedited", "learned", V,
-              "the image a 5-fold edit detector (image statistics -> which one was edited) calls unedited is the anchor",
-              _negated(EDITED_DETECTORS["edited:learned"]), per_pair=False),
+    Predictor(
+        "blockier",
+        "image",
+        V,
+        "the image with stronger 8x8 JPEG blocking is the anchor",
+        _image_diff("blockiness", 1.0),
+    ),
+    Predictor(
+        "looks-unedited",
+        "image",
+        V,
+        "the image whose local noise is more uniform (looks unedited) is the anchor",
+        _negated(EDITED_DETECTORS["edited:noise-inconsistency"]),
+    ),
+    Predictor(
+        "learned-image",
+        "learned",
+        V,
+        "5-fold logistic regression on the image statistics",
+        cross_validated(image_features),
+        per_pair=False,
+    ),
+    Predictor(
+        "learned-looks-unedited",
+        "learned",
+        V,
+        "the image a 5-fold edit detector (image statistics -> which one was edited) calls unedited is the anchor",
+        _negated(EDITED_DETECTORS["edited:learned"]),
+        per_pair=False,
+    ),
 ]
 PREDICTORS: dict[str, Predictor] = {p.name: p for p in _LIST}
 assert len(PREDICTORS) == len(_LIST) and all(p.family in FAMILIES for p in _LIST)

@@ -8,7 +8,7 @@ FAMILY_MARK = {"answer-evidence": "answer-evidence†"}
 NOTES = [
     "chance is 0.50; a predictor that abstains (equal scores) counts as half right.",
     "* fitted on the whole folder (corpus IDF or 5-fold cross-validation), so not a per-pair score.",
-    "† answer-evidence (the task's intended signal), not a shortcut: it measures how findable the decisive evidence is.",
+    "† answer-evidence (the task's intended signal), not a shortcut: how findable the decisive evidence is.",
 ]
 
 
@@ -33,15 +33,24 @@ def audit_tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[
             strongest = best.get("strongest_either_way") or {}
             if strongest.get("name") not in (None, best["name"]) and strongest["either_way"] > best["accuracy"]:
                 title += f"; reversed, {strongest['name']} gives {strongest['either_way']:.2f}"
-        rows = [[p["name"] + ("" if p["per_pair"] else "*"), FAMILY_MARK.get(p["family"], p["family"]), str(p["n"]), _acc(p), _ci(p)]
-                for p in section["predictors"]]
+        rows = [
+            [
+                p["name"] + ("" if p["per_pair"] else "*"),
+                FAMILY_MARK.get(p["family"], p["family"]),
+                str(p["n"]),
+                _acc(p),
+                _ci(p),
+            ]
+            for p in section["predictors"]
+        ]
         detector = section.get("edited_detector") or {}
         for name in (k for k in detector if k.startswith("edited:") and detector["edit_pairs"]):
-            rows.append([name, "edit-detector", str(detector[name]["n"]),
-                         _acc(detector[name]), _ci(detector[name])])
+            rows.append([name, "edit-detector", str(detector[name]["n"]), _acc(detector[name]), _ci(detector[name])])
         tables.append((title, ["predictor", "family", "n", "accuracy", "95% CI"], rows))
         methods = sorted({m for p in section["predictors"] for m in p["by_method"]})
-        by_method = [[p["name"], *(_acc(p["by_method"].get(m), with_n=True) for m in methods)] for p in section["predictors"]]
+        by_method = [
+            [p["name"], *(_acc(p["by_method"].get(m), with_n=True) for m in methods)] for p in section["predictors"]
+        ]
         tables.append((f"shortcut audit, {domain}: accuracy (n) by method", ["predictor", *methods], by_method))
     return tables
 

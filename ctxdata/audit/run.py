@@ -7,7 +7,6 @@ default of `ctxdata audit`), `off`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,8 +21,21 @@ from ctxdata.errors import ConfigError, CtxdataError
 
 AUDIT_VERSION = 1
 # Columns the audit reads: everything but the JSON-heavy checks.
-COLUMNS = ["domain", "query", "answer", "answer_confounder", "context_a_text", "context_b_text", "context_a_image",
-           "context_b_image", "label", "method", "anchor_id", "confounder_id", "meta"]
+COLUMNS = [
+    "domain",
+    "query",
+    "answer",
+    "answer_confounder",
+    "context_a_text",
+    "context_b_text",
+    "context_a_image",
+    "context_b_image",
+    "label",
+    "method",
+    "anchor_id",
+    "confounder_id",
+    "meta",
+]
 
 
 def check_audit_mode(mode: str) -> str:
@@ -36,11 +48,15 @@ def _summary(scores: np.ndarray, signs: np.ndarray, methods: list[str]) -> dict[
     by_method: dict[str, list[int]] = defaultdict(list)
     for i, m in enumerate(methods):
         by_method[m].append(i)
-    return {**accuracy(scores, signs),
-            "by_method": {m: accuracy(scores[idx], signs[idx]) for m, idx in sorted(by_method.items())}}
+    return {
+        **accuracy(scores, signs),
+        "by_method": {m: accuracy(scores[idx], signs[idx]) for m, idx in sorted(by_method.items())},
+    }
 
 
-def audit_rows(rows: list[dict[str, Any]], *, embed: bool, on_predictor: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+def audit_rows(
+    rows: list[dict[str, Any]], *, embed: bool, on_predictor: Callable[[str, int], None] | None = None
+) -> dict[str, Any]:
     """Every predictor's accuracy at naming the anchor, with a Wilson 95% interval and n, by domain and method.
 
     Returns the JSON stored in `report.json["audit"]`. `on_predictor(name, total)` is called
@@ -64,8 +80,13 @@ def audit_rows(rows: list[dict[str, Any]], *, embed: bool, on_predictor: Callabl
         if domain == "vision":
             section["edited_detector"] = edited_detector(drows)
         domains[domain] = section
-    return {"version": AUDIT_VERSION, "mode": "full" if embed else "fast", "n": len(rows), "domains": domains,
-            "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "version": AUDIT_VERSION,
+        "mode": "full" if embed else "fast",
+        "n": len(rows),
+        "domains": domains,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def best_shortcut(results: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -79,8 +100,10 @@ def best_shortcut(results: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     best = max(scored, key=lambda r: (r["accuracy"], r["name"]))
     strongest = max(scored, key=lambda r: (r["either_way"], r["name"]))
-    return {**{k: best[k] for k in ("name", "family", "n", "accuracy", "ci")},
-            "strongest_either_way": {k: strongest[k] for k in ("name", "accuracy", "either_way")}}
+    return {
+        **{k: best[k] for k in ("name", "family", "n", "accuracy", "ci")},
+        "strongest_either_way": {k: strongest[k] for k in ("name", "accuracy", "either_way")},
+    }
 
 
 def edited_detector(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -100,11 +123,16 @@ def read_output_rows(out: str | Path) -> list[dict[str, Any]]:
 
     out = Path(out)
     if not (out / "report.json").is_file() or not (out / "state.json").is_file():
-        raise CtxdataError(f"{out} is not a ctxdata output folder (no report.json/state.json); give a folder written by build-coding or build-vision")
+        raise CtxdataError(
+            f"{out} is not a ctxdata output folder (no report.json/state.json); "
+            "give a folder written by build-coding or build-vision"
+        )
     return list(iter_rows(out, columns=COLUMNS))
 
 
-def audit_output(out: str | Path, *, embed: bool, on_predictor: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+def audit_output(
+    out: str | Path, *, embed: bool, on_predictor: Callable[[str, int], None] | None = None
+) -> dict[str, Any]:
     """Audit the pairs of an output folder; the result is returned and stored in its report.json under "audit"."""
     from ctxdata.io import read_report, write_json
 

@@ -36,7 +36,7 @@ def accuracy(scores: np.ndarray, signs: np.ndarray) -> dict[str, Any]:
     biased upwards on noise (by about half the interval's width), so the fixed-direction accuracy
     with its interval is the honest number; `either_way` only flags a strong reverse cue.
     """
-    n = int(len(signs))
+    n = len(signs)
     if n == 0:
         return {"n": 0, "correct": 0, "abstain": 0, "accuracy": None, "ci": None, "either_way": None}
     product = np.sign(scores) * signs
@@ -45,6 +45,10 @@ def accuracy(scores: np.ndarray, signs: np.ndarray) -> dict[str, Any]:
     lo, hi = wilson_interval(hits, n)
     acc = hits / n
     return {
-        "n": n, "correct": correct, "abstain": abstain, "accuracy": round(acc, 4),
-        "ci": [round(lo, 4), round(hi, 4)], "either_way": round(max(acc, 1 - acc), 4),
+        "n": n,
+        "correct": correct,
+        "abstain": abstain,
+        "accuracy": round(acc, 4),
+        "ci": [round(lo, 4), round(hi, 4)],
+        "either_way": round(max(acc, 1 - acc), 4),
     }

