@@ -293,10 +293,20 @@ def test_a_coding_build_stores_the_audit_in_its_report(synth_out):
 
 
 def test_audit_off_and_a_bad_mode(tmp_path, synth_out):
-    from ctxdata.coding.build import CodingBuildConfig
+    from ctxdata.card import render_card
+    from ctxdata.coding.build import CodingBuildConfig, build_coding
 
     with pytest.raises(ConfigError, match="--audit must be one of fast, full, off"):
         CodingBuildConfig(traces=["x"], out=str(tmp_path), audit="quick")
+    out, _ = synth_out
+    traces = json.loads((out / "config.json").read_text())["traces"]
+    report = build_coding(CodingBuildConfig(traces=traces, out=str(tmp_path / "off"), audit="off"))
+    assert "audit" not in report and "audit" not in json.loads((tmp_path / "off" / "report.json").read_text())
+    card = render_card(repo_id="me/p", configs=[], domains=["coding"], report=report, config={}, license="mit")
+    assert "not audited" in card
+    # --audit never changes the data, so switching it resumes instead of refusing the folder
+    again = build_coding(CodingBuildConfig(traces=traces, out=str(tmp_path / "off"), audit="fast"))
+    assert again["resumed_tasks"] >= 1 and again["audit"]["domains"]["coding"]["n"] == report["pairs"]
 
 
 def test_cli_audit_prints_the_table_and_rewrites_the_report(synth_out):
