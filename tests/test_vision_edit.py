@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ctxdata.errors import ConfigError, ModelNotFoundError
-from ctxdata.verify.vision import edit_change_stats
+from ctxdata.vision.checks import edit_change_stats
 from ctxdata.vision import scene as sc
 from ctxdata.vision.edit import EDITORS, EditFailed, EditorChoice, make_editor
 from ctxdata.vision.pool import QARecord
