@@ -53,7 +53,7 @@ class VisionConfig:
     max_outside: float = 0.02  # edits: max fraction of pixels outside the region that may change
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are rejected as decompression bombs
     demo_families: int = 10  # demo pool: synthetic scene families (base + one edited sibling)
-    seed: int = 0  # seeds edit choices, editors and the A/B labels
+    seed: int = 0  # seeds edit choices, editors, the roles and the A/B labels
     shard_size: int = 64  # candidates per task / shard (the unit of resume)
     audit: str = "fast"  # shortcut audit at the end: fast | full (adds MiniLM) | off; never changes the pairs
 
