@@ -368,5 +368,6 @@ def test_edited_slot_follows_the_edit_whichever_role_it_has():
     }
     assert edited_slot(row) == "B"
     assert edited_slot({**row, "anchor_id": "p.png#edit:sdxl:1", "confounder_id": "p.png"}) == "A"  # roles randomised
-    assert edited_slot({**row, "meta": json.dumps({"edited_slot": "A"})}) == "A"
+    assert edited_slot({**row, "meta": json.dumps({"edited": "anchor"})}) == "A"  # build-vision's meta wins
+    assert edited_slot({**row, "label": "B", "meta": json.dumps({"edited": "confounder"})}) == "A"
     assert edited_slot({**row, "method": "retrieval:faiss"}) is None

@@ -124,17 +124,17 @@ def row_image_stats(row: dict[str, Any]) -> tuple[dict[str, float], dict[str, fl
 def edited_slot(row: dict[str, Any]) -> str | None:
     """Which slot ("A"/"B") holds the edited image of an edit pair; None for other pairs.
 
-    `meta["edited_slot"]` when a build records it; otherwise the context whose id carries the
-    editor's `#edit:` suffix; otherwise the confounder (what every edit pair was before roles were
-    randomised).
+    `meta["edited"]` (the role the edited image took, `anchor` or `confounder`) when the build
+    records it, as build-vision does; otherwise the context whose id carries the editor's `#edit:`
+    suffix; otherwise the confounder (what every edit pair was before roles were randomised).
     """
     if not str(row.get("method", "")).startswith("edit:"):
         return None
     meta = row.get("meta")
     meta = json.loads(meta) if isinstance(meta, str) and meta else (meta or {})
-    if meta.get("edited_slot") in ("A", "B"):
-        return meta["edited_slot"]
     other = "B" if row["label"] == "A" else "A"
+    if meta.get("edited") in ("anchor", "confounder"):
+        return row["label"] if meta["edited"] == "anchor" else other
     if "#edit:" in str(row.get("anchor_id", "")):
         return row["label"]
     return other
