@@ -147,3 +147,25 @@ def test_cli_writes_and_prints_summary(tmp_path):
     result = CliRunner().invoke(app, ["synth", "traces", "--n", "3", "--runs-per-task", "2", "--out", str(tmp_path / "k"), "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert [len(list((tmp_path / "k" / f"run-{k}" / "trajs").iterdir())) for k in (1, 2)] == [3, 3]
+
+
+def test_structural_predictors_are_at_chance_on_a_synth_build(tmp_path):
+    """Every structural predictor of the audit (length, steps, exit codes, mask counts and positions) names the anchor
+    at chance. n ~ 290 pairs: under no cue a predictor's accuracy has sd ~ 0.5 / sqrt(n) ~ 0.03, so 0.60 sits
+    ~3.4 sd above chance (one-sided p ~ 3e-4 per predictor), while the generator this replaced gave 0.82 for
+    fewer-failing-exits (~11 sd). Runs per task 3: about half the pairs are `instance` pairs, the rest siblings."""
+    from ctxdata.audit.predictors import PREDICTORS
+    from ctxdata.audit.run import read_output_rows
+    from ctxdata.audit.stats import accuracy, label_signs
+    from ctxdata.coding.build import CodingBuildConfig, build_coding
+
+    write_traces(SynthConfig(n=200, runs_per_task=3, seed=5), tmp_path / "runs", workers=2)
+    report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "runs")], out=str(tmp_path / "out"), workers=1))
+    rows = read_output_rows(tmp_path / "out")
+    assert len(rows) == report["pairs"] >= 250 and report["methods"]["condition:instance"] >= 150
+    signs = label_signs(rows)
+    structural = [p for p in PREDICTORS.values() if p.family == "structural" and "coding" in p.domains]
+    assert len(structural) >= 6
+    for predictor in structural:
+        acc = accuracy(predictor.scores(rows), signs)["accuracy"]
+        assert 0.40 <= acc <= 0.60, (predictor.name, acc)

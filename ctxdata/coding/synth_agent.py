@@ -292,7 +292,9 @@ class _ScriptedRun:
 
     def _edit(self, breaks_first: bool) -> list[Turn]:
         rng, old, new = self.rng, self.module.lines, self.new_lines
-        plan = self.say(self.reflect(), "I understand the problem now.", FIX_PLANS[self.fix_kind], rng.choice(HEDGES))
+        # A wrong run believes in its fix as much as a right one: both tie it to the reported symptom.
+        tie = f"This is why `{self.names['q']}` {self.task_symptom()}."
+        plan = self.say(self.reflect(), "I understand the problem now.", FIX_PLANS[self.fix_kind], tie, rng.choice(HEDGES))
         lo = next(j for j, (a, b) in enumerate(zip(old, new)) if a != b)
         hi_old, hi_new = len(old), len(new)
         while hi_old > lo and hi_new > lo and old[hi_old - 1] == new[hi_new - 1]:
