@@ -7,9 +7,29 @@ from ctxdata.errors import ConfigError
 from ctxdata.pipeline import RunContext, run_stages
 
 
-def make_sig(id, repo="o/r", files=("a.py",), functions=("a.py::f",), issue="fix the crash in f when x is none", commit="", resolved=None, patch=None, run=""):
-    return Signature(id=id, location=f"/x/{id}/{run}", repo=repo, commit=commit, files=tuple(files), functions=tuple(functions),
-                     issue_minhash=minhash(issue), patch_digest=patch or id, resolved=resolved, run=run)
+def make_sig(
+    id,
+    repo="o/r",
+    files=("a.py",),
+    functions=("a.py::f",),
+    issue="fix the crash in f when x is none",
+    commit="",
+    resolved=None,
+    patch=None,
+    run="",
+):
+    return Signature(
+        id=id,
+        location=f"/x/{id}/{run}",
+        repo=repo,
+        commit=commit,
+        files=tuple(files),
+        functions=tuple(functions),
+        issue_minhash=minhash(issue),
+        patch_digest=patch or id,
+        resolved=resolved,
+        run=run,
+    )
 
 
 def test_pairs_come_from_the_deepest_shared_level():
@@ -38,7 +58,10 @@ def test_min_level_and_unknown_commit():
     assert mine_candidates(sigs, CascadeConfig()) == []  # only share the repo: below the default min level
     cands = mine_candidates(sigs, CascadeConfig(min_level="repo"))
     assert [c.level for c in cands] == ["repo"]  # "commit" is not claimed when commits are unknown
-    known = [make_sig("a", files=("a.py",), functions=(), commit="abc"), make_sig("b", files=("b.py",), functions=(), commit="abc")]
+    known = [
+        make_sig("a", files=("a.py",), functions=(), commit="abc"),
+        make_sig("b", files=("b.py",), functions=(), commit="abc"),
+    ]
     assert [c.level for c in mine_candidates(known, CascadeConfig(min_level="repo"))] == ["commit"]
 
 
@@ -114,18 +137,30 @@ OTHER_PATCH = "diff --git a/b.py b/b.py\n--- a/b.py\n+++ b/b.py\n@@ -1,2 +1,2 @@
 
 def make_run(id="o__r-1001", source="s", patch=PATCH, command="grep -n f a.py", resolved=None):
     steps = [Step("look", command, "a.py:1:def f():", 0), Step("fix it", "sed -i s/1/2/ a.py", "", 0)]
-    return Trajectory(id=id, format="synth", source=source, repo="o/r", issue="f returns 1, it should return 2", patch=patch,
-                      steps=steps, outcome=Outcome(resolved=resolved))
+    return Trajectory(
+        id=id,
+        format="synth",
+        source=source,
+        repo="o/r",
+        issue="f returns 1, it should return 2",
+        patch=patch,
+        steps=steps,
+        outcome=Outcome(resolved=resolved),
+    )
 
 
 def test_sign_stage_drops_unusable_trajectories_with_reasons():
     trajs = [
-        Trajectory(id="ok", format="synth", source="s1", repo="o/r", issue="bug", patch=PATCH, outcome=Outcome(resolved=True)),
+        Trajectory(
+            id="ok", format="synth", source="s1", repo="o/r", issue="bug", patch=PATCH, outcome=Outcome(resolved=True)
+        ),
         Trajectory(id="norepo", format="synth", source="s2", issue="bug", patch=PATCH),
         Trajectory(id="nopatch", format="synth", source="s3", repo="o/r", issue="bug"),
         Trajectory(id="noissue", format="synth", source="s4", repo="o/r", patch=PATCH),
         Trajectory(id="garbage", format="synth", source="s5", repo="o/r", issue="bug", patch="not a diff"),
-        Trajectory(id="ok", format="synth", source="s6", repo="o/r", issue="bug", patch=PATCH),  # the same run, read twice
+        Trajectory(
+            id="ok", format="synth", source="s6", repo="o/r", issue="bug", patch=PATCH
+        ),  # the same run, read twice
     ]
     ctx = RunContext()
     sigs = list(run_stages([SignTrajectories(), DropDuplicateRuns()], trajs, ctx))
@@ -139,8 +174,12 @@ def test_sign_stage_drops_unusable_trajectories_with_reasons():
 
 
 def test_runs_of_one_task_are_kept_apart_and_only_byte_duplicates_dropped():
-    runs = [make_run(source="r1"), make_run(source="r2", command="grep -rn f ."), make_run(source="r1-copy"),
-            make_run(source="r3", patch=OTHER_PATCH)]
+    runs = [
+        make_run(source="r1"),
+        make_run(source="r2", command="grep -rn f ."),
+        make_run(source="r1-copy"),
+        make_run(source="r3", patch=OTHER_PATCH),
+    ]
     ctx = RunContext()
     sigs = list(run_stages([SignTrajectories(), DropDuplicateRuns()], runs, ctx))
     assert [s.location for s in sigs] == ["r1", "r2", "r3"]  # r2 differs from r1 in one command: another run
@@ -149,13 +188,19 @@ def test_runs_of_one_task_are_kept_apart_and_only_byte_duplicates_dropped():
 
 
 def test_two_runs_of_one_task_with_different_patches_pair_at_the_instance_level():
-    sigs = list(run_stages([SignTrajectories()], [make_run(source="r1", resolved=False), make_run(source="r2", patch=OTHER_PATCH, resolved=True)], RunContext()))
+    sigs = list(
+        run_stages(
+            [SignTrajectories()],
+            [make_run(source="r1", resolved=False), make_run(source="r2", patch=OTHER_PATCH, resolved=True)],
+            RunContext(),
+        )
+    )
     [cand] = mine_candidates(sigs, CascadeConfig())
     assert cand.level == "instance" and cand.anchor_id == cand.confounder_id == "o__r-1001"
     assert cand.anchor_location == "r2"  # the resolved run is the anchor
     assert cand.meta["anchor_run"] == sigs[1].run and cand.meta["confounder_run"] == sigs[0].run
     assert cand.source == f"o__r-1001@{sigs[1].run}|o__r-1001@{sigs[0].run}"
-    # without the level, runs of one task do not pair at all (not even at `file`, although both touch nothing in common here)
+    # without the level, runs of one task do not pair at all, not even at `repo`
     assert mine_candidates(sigs, CascadeConfig(levels=("repo", "file", "function", "issue"), min_level="repo")) == []
 
 

@@ -17,12 +17,21 @@ from ctxdata.errors import ConfigError
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_layout_and_summary(tmp_path):
     stats = write_traces(SynthConfig(n=7, siblings=3, repos=2), tmp_path, workers=1)
-    assert stats["trajectories"] == stats["tasks"] == 7 and stats["sibling_groups"] == 3 and stats["repos"] == 2 and stats["files"] == 14
+    assert (
+        stats["trajectories"] == stats["tasks"] == 7
+        and stats["sibling_groups"] == 3
+        and stats["repos"] == 2
+        and stats["files"] == 14
+    )
     trajs = sorted((tmp_path / "trajs").glob("*/*.traj.json"))
     reports = sorted((tmp_path / "logs").glob("*/report.json"))
     assert len(trajs) == len(reports) == 7
@@ -124,9 +133,15 @@ def test_runs_per_task_build_instance_pairs_and_a_second_copy_is_all_duplicates(
         meta = json.loads(row["meta"]) if isinstance(row["meta"], str) else row["meta"]
         assert row["anchor_id"] == row["confounder_id"] and row["answer"] != row["answer_confounder"]
         assert meta["anchor_run"] != meta["confounder_run"] and meta["anchor_resolved"] is True
-        assert "[INSTANCE]" not in row["query"] and row["anchor_id"] not in row["context_a_text"] + row["context_b_text"]
+        assert (
+            "[INSTANCE]" not in row["query"] and row["anchor_id"] not in row["context_a_text"] + row["context_b_text"]
+        )
     # the same folder given twice: every run of the second copy is a byte-duplicate, the pairs do not change
-    again = build_coding(CodingBuildConfig(traces=[str(tmp_path / "runs"), str(tmp_path / "runs")], out=str(tmp_path / "twice"), workers=1))
+    again = build_coding(
+        CodingBuildConfig(
+            traces=[str(tmp_path / "runs"), str(tmp_path / "runs")], out=str(tmp_path / "twice"), workers=1
+        )
+    )
     assert {s["name"]: s for s in again["stages"]}["dedupe"]["dropped"] == {"duplicate_run": 24}
     assert again["pairs"] == report["pairs"] and again["methods"] == report["methods"]
 
@@ -140,11 +155,15 @@ def test_config_rejects_bad_values(bad):
 def test_cli_writes_and_prints_summary(tmp_path):
     from ctxdata.cli.main import app
 
-    result = CliRunner().invoke(app, ["synth", "traces", "--n", "5", "--siblings", "2", "--out", str(tmp_path / "s"), "--workers", "1"])
+    result = CliRunner().invoke(
+        app, ["synth", "traces", "--n", "5", "--siblings", "2", "--out", str(tmp_path / "s"), "--workers", "1"]
+    )
     assert result.exit_code == 0, result.output
     assert "sibling groups" in result.output and "trajectories" in result.output
     assert len(list((tmp_path / "s" / "trajs").iterdir())) == 5
-    result = CliRunner().invoke(app, ["synth", "traces", "--n", "3", "--runs-per-task", "2", "--out", str(tmp_path / "k"), "--workers", "1"])
+    result = CliRunner().invoke(
+        app, ["synth", "traces", "--n", "3", "--runs-per-task", "2", "--out", str(tmp_path / "k"), "--workers", "1"]
+    )
     assert result.exit_code == 0, result.output
     assert [len(list((tmp_path / "k" / f"run-{k}" / "trajs").iterdir())) for k in (1, 2)] == [3, 3]
 

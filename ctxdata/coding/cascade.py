@@ -158,7 +158,8 @@ def run_digest(traj: Trajectory) -> str:
     for part in (traj.id, traj.issue, traj.patch):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\x1e")
     for step in traj.steps:
-        digest.update(f"{step.returncode}\x1f{step.thought}\x1f{step.action}\x1f{step.observation}\x1e".encode("utf-8", "surrogatepass"))
+        fields = f"{step.returncode}\x1f{step.thought}\x1f{step.action}\x1f{step.observation}\x1e"
+        digest.update(fields.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -173,7 +174,8 @@ class DropDuplicateRuns(Stage):
         for sig in records:
             key = (sig.repo, sig.id, sig.run)
             if key in first:
-                ctx.reject(sig.location, "duplicate_run", f"{sig.id}: the same run as {first[key]} (first one kept)", stage=self.name, kind=RECORD)
+                detail = f"{sig.id}: the same run as {first[key]} (first one kept)"
+                ctx.reject(sig.location, "duplicate_run", detail, stage=self.name, kind=RECORD)
                 continue
             first[key] = sig.location
             yield sig
@@ -202,7 +204,8 @@ class Candidate:
     @property
     def source(self) -> str:
         if self.anchor_id == self.confounder_id:  # two runs of one task: name the runs
-            return f"{self.anchor_id}@{self.meta.get('anchor_run', '')}|{self.confounder_id}@{self.meta.get('confounder_run', '')}"
+            runs = self.meta.get("anchor_run", ""), self.meta.get("confounder_run", "")
+            return f"{self.anchor_id}@{runs[0]}|{self.confounder_id}@{runs[1]}"
         return f"{self.anchor_id}|{self.confounder_id}"
 
 
@@ -246,7 +249,8 @@ def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunCo
     order = [_seeded_key(config.seed, sig.id) + sig.run for sig in sigs]
     id_rank = np.unique([sig.id for sig in sigs], return_inverse=True)[1].reshape(-1) if sigs else np.zeros(0, dtype=np.int64)
     digest = np.unique([sig.patch_digest for sig in sigs], return_inverse=True)[1].reshape(-1) if sigs else np.zeros(0, dtype=np.int64)
-    task = np.unique([f"{sig.repo}\x1f{sig.id}" for sig in sigs], return_inverse=True)[1].reshape(-1) if sigs else np.zeros(0, dtype=np.int64)
+    tasks = [f"{sig.repo}\x1f{sig.id}" for sig in sigs]  # runs of one task share this
+    task = np.unique(tasks, return_inverse=True)[1].reshape(-1) if sigs else np.zeros(0, dtype=np.int64)
     for depth in reversed(range(len(blocking))):
         level = blocking[depth]
         if LEVELS.index(level) < min_rank and not use_issue:
@@ -270,7 +274,8 @@ def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunCo
                 i, j = int(lo[k]), int(hi[k])
                 if used[i] >= cap or used[j] >= cap or (i, j) in seen:
                     continue
-                reached = _reached_level(level, float(sim[k]), sigs[i], sigs[j], config, deepest=depth == deepest_blocking)
+                deepest = depth == deepest_blocking
+                reached = _reached_level(level, float(sim[k]), sigs[i], sigs[j], config, deepest=deepest)
                 if LEVELS.index(reached) < min_rank:
                     continue
                 seen.add((i, j))

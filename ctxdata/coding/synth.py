@@ -53,7 +53,9 @@ class SynthConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"synth {name} must be >= 1, got {getattr(self, name)}")
         if self.steps < MIN_STEPS:
-            raise ConfigError(f"synth steps must be >= {MIN_STEPS} (locate, reproduce, run, edit, re-run, submit), got {self.steps}")
+            raise ConfigError(
+                f"synth steps must be >= {MIN_STEPS} (locate, reproduce, run, edit, re-run, submit), got {self.steps}"
+            )
         if self.kb <= 0:
             raise ConfigError(f"synth kb must be > 0, got {self.kb}")
 
@@ -116,7 +118,19 @@ def make_task(cfg: SynthConfig, i: int) -> SynthTask:
     # Each group has both outcomes once it has 2+ tasks; the rest is a coin flip.
     first_resolved = (s % 2 == 0) if s < 2 and cfg.siblings > 1 else rng.random() < P_RESOLVED
     issue = issue_text(module, module.functions[k], kind, rng)
-    return SynthTask(i, instance_id(cfg, i), repo, commit_sha(cfg, r, c), module, module.functions[k], kind, s // len(kinds), issue, wrong, first_resolved)
+    return SynthTask(
+        i,
+        instance_id(cfg, i),
+        repo,
+        commit_sha(cfg, r, c),
+        module,
+        module.functions[k],
+        kind,
+        s // len(kinds),
+        issue,
+        wrong,
+        first_resolved,
+    )
 
 
 def make_run(cfg: SynthConfig, i: int, run: int = 0) -> tuple[str, dict, dict]:
@@ -125,7 +139,9 @@ def make_run(cfg: SynthConfig, i: int, run: int = 0) -> tuple[str, dict, dict]:
 
     task = make_task(cfg, i)
     rng = random.Random(f"{cfg.seed}:run:{i}:{run}")
-    resolved = task.first_resolved if run == 0 else (not task.first_resolved if run == 1 else rng.random() < P_RESOLVED)
+    resolved = (
+        task.first_resolved if run == 0 else (not task.first_resolved if run == 1 else rng.random() < P_RESOLVED)
+    )
     fix_kind = task.kind if resolved else rng.choice(task.wrong_kinds)
     # A wrong fix carries its task's place in the group as variant, so siblings' wrong fixes differ too.
     variant = task.variant if resolved else 1 + task.index % cfg.siblings
@@ -136,7 +152,10 @@ def make_run(cfg: SynthConfig, i: int, run: int = 0) -> tuple[str, dict, dict]:
         "info": {
             "exit_status": "Submitted",
             "submission": patch,
-            "model_stats": {"instance_cost": round(rng.uniform(0.05, 1.2), 4), "api_calls": sum(m["role"] == "assistant" for m in messages)},
+            "model_stats": {
+                "instance_cost": round(rng.uniform(0.05, 1.2), 4),
+                "api_calls": sum(m["role"] == "assistant" for m in messages),
+            },
             "mini_version": "1.15.0",
             "config": {"model": {"model_name": "synth/scripted-agent"}},
         },
@@ -188,7 +207,7 @@ def _write_one(args: tuple[SynthConfig, Path, int, int]) -> tuple[int, int]:
 
 
 def write_traces(cfg: SynthConfig, out: Path, workers: int | None = None, on_progress=None) -> dict:
-    """Write `cfg.n` tasks x `cfg.runs_per_task` runs (trajectory + report each) under `out`; returns counts and bytes."""
+    """Write `cfg.n` tasks x `cfg.runs_per_task` runs (a trajectory and a report each) under `out`; returns counts."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder (it is created if missing)")
@@ -211,8 +230,16 @@ def write_traces(cfg: SynthConfig, out: Path, workers: int | None = None, on_pro
             if on_progress:
                 on_progress(1)
     repos = {group_target(cfg, g)[0] for g in range(cfg.n_groups)}
-    return {"files": 2 * total, "trajectories": total, "tasks": cfg.n, "runs_per_task": cfg.runs_per_task, "repos": len(repos),
-            "sibling_groups": cfg.n_groups, "traj_bytes": traj_bytes, "report_bytes": report_bytes}
+    return {
+        "files": 2 * total,
+        "trajectories": total,
+        "tasks": cfg.n,
+        "runs_per_task": cfg.runs_per_task,
+        "repos": len(repos),
+        "sibling_groups": cfg.n_groups,
+        "traj_bytes": traj_bytes,
+        "report_bytes": report_bytes,
+    }
 
 
 # --- the synthetic world: modules of small filter-style functions, and bugs to fix in them ------
@@ -270,11 +297,23 @@ def build_module(seed: int, repo: str, f: int, n_functions: int) -> Module:
     pkg = repo.split("/")[1].replace("-", "_")
     mod = MODULES[f % len(MODULES)] + ("" if f < len(MODULES) else str(f // len(MODULES)))
     cls = rng.choice(CLASSES)
-    lines = [f'"""{mod.capitalize()} helpers of {pkg}."""\n', "\n", "from __future__ import annotations\n", "\n", "import logging\n", "\n"]
+    lines = [
+        f'"""{mod.capitalize()} helpers of {pkg}."""\n',
+        "\n",
+        "from __future__ import annotations\n",
+        "\n",
+        "import logging\n",
+        "\n",
+    ]
     lines += ["logger = logging.getLogger(__name__)\n", "\n", f"DEFAULT_LIMIT = {rng.randint(20, 90)}\n", "\n", "\n"]
     n_methods = (n_functions + 1) // 2
     lines += [f"class {cls}:\n", f'    """Selects {rng.choice(NOUNS)} for the {mod} stage."""\n', "\n"]
-    lines += ["    def __init__(self, threshold=10, strict=False):\n", "        self._threshold = threshold\n", "        self.strict = strict\n", "\n"]
+    lines += [
+        "    def __init__(self, threshold=10, strict=False):\n",
+        "        self._threshold = threshold\n",
+        "        self.strict = strict\n",
+        "\n",
+    ]
     functions, used = [], set()
     for k in range(n_functions):
         method = k < n_methods
@@ -286,9 +325,18 @@ def build_module(seed: int, repo: str, f: int, n_functions: int) -> Module:
         used.add(name)
         noun = name.split("_")[1]
         names = dict(
-            name=name, selfp="self, " if method else "", arg=noun, opt="threshold", acc="kept", item=noun[:-1],
-            fld=rng.choice(FIELDS), default="self._threshold" if method else str(rng.randint(2, 40)), const=rng.randint(0, 9),
-            msg=f"invalid {noun[:-1]}", limit="DEFAULT_LIMIT", doc=f"Return the {noun} below the threshold, sorted.",
+            name=name,
+            selfp="self, " if method else "",
+            arg=noun,
+            opt="threshold",
+            acc="kept",
+            item=noun[:-1],
+            fld=rng.choice(FIELDS),
+            default="self._threshold" if method else str(rng.randint(2, 40)),
+            const=rng.randint(0, 9),
+            msg=f"invalid {noun[:-1]}",
+            limit="DEFAULT_LIMIT",
+            doc=f"Return the {noun} below the threshold, sorted.",
         )
         indent = "    " if method else ""
         functions.append(SynthFunction(name, f"{cls}.{name}" if method else name, len(lines), indent, names))
@@ -321,12 +369,23 @@ def fix_lines(module: Module, fn: SynthFunction, kind: str, variant: int, commen
     elif kind == "default":
         new[at + 3] = f"{i}        {n['opt']} = {n['default']} + {1 + variant}\n"
     elif kind == "sort_order":
-        new[at + 10] = f"{i}    {n['acc']}.sort(key=lambda x: x.{n['fld']}, reverse=True)\n" if not variant else f"{i}    {n['acc']}.sort(key=lambda x: (-x.{n['fld']}, {variant}))\n"
+        new[at + 10] = (
+            f"{i}    {n['acc']}.sort(key=lambda x: x.{n['fld']}, reverse=True)\n"
+            if not variant
+            else f"{i}    {n['acc']}.sort(key=lambda x: (-x.{n['fld']}, {variant}))\n"
+        )
     elif kind == "limit":
-        new[at + 12] = f"{i}    return {n['acc']}\n" if not variant else f"{i}    return {n['acc']}[: {n['limit']} * {variant + 1}]\n"
+        new[at + 12] = (
+            f"{i}    return {n['acc']}\n"
+            if not variant
+            else f"{i}    return {n['acc']}[: {n['limit']} * {variant + 1}]\n"
+        )
     else:  # strict_error
         tag = f" ({variant})" if variant else ""
-        new[at + 9 : at + 10] = [f"{i}            logger.warning(\"{n['msg']}{tag}: %r\", {n['item']})\n", f"{i}            continue\n"]
+        new[at + 9 : at + 10] = [
+            f'{i}            logger.warning("{n["msg"]}{tag}: %r", {n["item"]})\n',
+            f"{i}            continue\n",
+        ]
     if commented:
         first = next(j for j, (a, b) in enumerate(zip(module.lines, new)) if a != b)
         new[first] = new[first].rstrip("\n") + "  # " + FIX_COMMENTS[kind].format(**n) + "\n"
@@ -353,8 +412,10 @@ def issue_text(module: Module, fn: SynthFunction, kind: str, rng: random.Random)
     title = f"`{fn.qualname}` {said.split(';')[0].split(',')[0]}"
     return (
         f"{title}\n\nDescription\n\n`{fn.qualname}` in `{module.path}` {said}.\n\nTo reproduce:\n```python\n"
-        f"from {module.path[4:-3].replace('/', '.')} import {fn.qualname.split('.')[0]}\n# call {fn.name} on a few {n['arg']} with {n['fld']} around the threshold\n```\n"
-        f"Seen in {rng.choice(['production', 'CI', 'a downstream project', 'the nightly job'])} after upgrading {module.repo}."
+        f"from {module.path[4:-3].replace('/', '.')} import {fn.qualname.split('.')[0]}\n# call {fn.name} on a few "
+        f"{n['arg']} with {n['fld']} around the threshold\n```\n"
+        f"Seen in {rng.choice(['production', 'CI', 'a downstream project', 'the nightly job'])} after upgrading "
+        f"{module.repo}."
     )
 
 
@@ -375,13 +436,25 @@ def unified_diff(path: str, old: list, new: list) -> str:
     start, end_old = max(0, lo - 3), min(len(old), hi_old + 3)
     end_new = hi_new + (end_old - hi_old)
     # Hunk context as git prints it with the `diff=python` driver: the nearest def/class, unindented.
-    context = next((old[j].strip() for j in range(start - 1, -1, -1) if old[j].lstrip().startswith(("def ", "class ", "async def "))), "")
+    context = next(
+        (
+            old[j].strip()
+            for j in range(start - 1, -1, -1)
+            if old[j].lstrip().startswith(("def ", "class ", "async def "))
+        ),
+        "",
+    )
     n_old, n_new = end_old - start, end_new - start
 
     def span(first: int, count: int) -> str:
         return str(first) if count == 1 else f"{first},{count}"
 
-    out = [f"diff --git a/{path} b/{path}\n", f"index {_blob(old)}..{_blob(new)} 100644\n", f"--- a/{path}\n", f"+++ b/{path}\n"]
+    out = [
+        f"diff --git a/{path} b/{path}\n",
+        f"index {_blob(old)}..{_blob(new)} 100644\n",
+        f"--- a/{path}\n",
+        f"+++ b/{path}\n",
+    ]
     out.append(f"@@ -{span(start + 1, n_old)} +{span(start + 1, n_new)} @@{' ' + context if context else ''}\n")
     out += [" " + line for line in old[start:lo]]
     out += ["-" + line for line in old[lo:hi_old]] + ["+" + line for line in new[lo:hi_new]]
