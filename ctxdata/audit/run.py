@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from ctxdata.audit import AUDIT_MODES
 from ctxdata.audit.predictors import EDITED_DETECTORS, edited_target, predictors_for
 from ctxdata.audit.stats import accuracy, label_signs
 from ctxdata.errors import ConfigError, CtxdataError
 
-AUDIT_MODES = ("fast", "full", "off")
 AUDIT_VERSION = 1
 # Columns the audit reads: everything but the JSON-heavy checks.
 COLUMNS = ["domain", "query", "answer", "answer_confounder", "context_a_text", "context_b_text", "context_a_image",
