@@ -65,7 +65,13 @@ def test_siblings_share_repo_commit_file_function_with_different_patches(tmp_pat
         assert len({t.repo for t in members}) == 1 and len({t.base_commit for t in members}) == 1
         functions = {tuple(parse_patch(t.patch).functions) for t in members}
         assert len(functions) == 1 and len(next(iter(functions))) == 1  # one (file, function) for the whole group
-        assert len({t.patch.split("\n@@", 1)[1] for t in members}) == len(members)  # different changes
+        changes = [t.patch.split("\n@@", 1)[1] for t in members]
+        for x, tx in zip(changes, members):  # different changes; only two wrong runs may make the same wrong one
+            assert all(
+                x != y or not (tx.outcome.resolved or ty.outcome.resolved)
+                for y, ty in zip(changes, members)
+                if ty is not tx
+            )
         assert {t.outcome.resolved for t in members} == {True, False}
         fn = next(iter(functions))[0][1]
         assert all(fn in t.issue for t in members)
@@ -168,23 +174,19 @@ def test_cli_writes_and_prints_summary(tmp_path):
     assert [len(list((tmp_path / "k" / f"run-{k}" / "trajs").iterdir())) for k in (1, 2)] == [3, 3]
 
 
+@pytest.mark.slow
 def test_structural_predictors_are_at_chance_on_a_synth_build(tmp_path):
-    """Every structural predictor of the audit (length, steps, exit codes, mask counts and positions) names the anchor
-    at chance. n ~ 290 pairs: under no cue a predictor's accuracy has sd ~ 0.5 / sqrt(n) ~ 0.03, so 0.60 sits
-    ~3.4 sd above chance (one-sided p ~ 3e-4 per predictor), while the generator this replaced gave 0.82 for
-    fewer-failing-exits (~11 sd). Runs per task 3: about half the pairs are `instance` pairs, the rest siblings."""
-    from ctxdata.audit.predictors import PREDICTORS
-    from ctxdata.audit.run import read_output_rows
-    from ctxdata.audit.stats import accuracy, label_signs
+    """Every structural predictor of the build's audit (length, steps, exit codes, mask counts and positions) names
+    the anchor at chance. n ~ 290 pairs: under no cue a predictor's accuracy has sd ~ 0.5 / sqrt(n) ~ 0.03, so 0.60
+    sits ~3.4 sd above chance (one-sided p ~ 3e-4 per predictor), while the generator this replaced gave 0.82 for
+    fewer-failing-exits (~11 sd). Runs per task 3: about two thirds of the pairs are `instance` pairs."""
     from ctxdata.coding.build import CodingBuildConfig, build_coding
 
     write_traces(SynthConfig(n=200, runs_per_task=3, seed=5), tmp_path / "runs", workers=2)
     report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "runs")], out=str(tmp_path / "out"), workers=1))
-    rows = read_output_rows(tmp_path / "out")
-    assert len(rows) == report["pairs"] >= 250 and report["methods"]["condition:instance"] >= 150
-    signs = label_signs(rows)
-    structural = [p for p in PREDICTORS.values() if p.family == "structural" and "coding" in p.domains]
-    assert len(structural) >= 6
+    assert report["pairs"] >= 250 and report["methods"]["condition:instance"] >= 150
+    audit = report["audit"]["domains"]["coding"]
+    structural = [p for p in audit["predictors"] if p["family"] == "structural"]
+    assert len(structural) >= 6 and all(p["n"] == report["pairs"] for p in structural)
     for predictor in structural:
-        acc = accuracy(predictor.scores(rows), signs)["accuracy"]
-        assert 0.40 <= acc <= 0.60, (predictor.name, acc)
+        assert 0.40 <= predictor["accuracy"] <= 0.60, (predictor["name"], predictor["accuracy"], predictor["ci"])

@@ -75,7 +75,7 @@ class SynthTask:
     module: "Module"
     target: "SynthFunction"
     kind: str  # the bug the issue reports (one of MUTATIONS)
-    variant: int  # separates repeats of a kind inside a large sibling group
+    variant: int  # the form of its correct fix (`fix_variant`)
     issue: str
     wrong_kinds: tuple[str, ...]  # the changes a wrong run makes instead (kinds no sibling task has, if any)
     first_resolved: bool  # outcome of run 1; run 2 has the other, so every task with 2+ runs has both
@@ -126,11 +126,22 @@ def make_task(cfg: SynthConfig, i: int) -> SynthTask:
         module,
         module.functions[k],
         kind,
-        s // len(kinds),
+        fix_variant(s, rng),
         issue,
         wrong,
         first_resolved,
     )
+
+
+def fix_variant(sibling: int, rng: random.Random) -> int:
+    """The form of a fix: the plainest one (0) or one marked by the task's place in its group, half and half.
+
+    Right and wrong fixes draw their forms alike, so a form (say, an added line that is a substring of
+    the line it replaces) says nothing about which run is resolved; repeats of a kind in a group larger
+    than the kinds get forms of their own (10, 11, ...).
+    """
+    repeat, slot = divmod(sibling, len(MUTATIONS))
+    return 10 * repeat + (0 if rng.random() < 0.5 else 1 + slot)
 
 
 def make_run(cfg: SynthConfig, i: int, run: int = 0) -> tuple[str, dict, dict]:
@@ -143,8 +154,7 @@ def make_run(cfg: SynthConfig, i: int, run: int = 0) -> tuple[str, dict, dict]:
         task.first_resolved if run == 0 else (not task.first_resolved if run == 1 else rng.random() < P_RESOLVED)
     )
     fix_kind = task.kind if resolved else rng.choice(task.wrong_kinds)
-    # A wrong fix carries its task's place in the group as variant, so siblings' wrong fixes differ too.
-    variant = task.variant if resolved else 1 + task.index % cfg.siblings
+    variant = task.variant if resolved else fix_variant(task.index % cfg.siblings, rng)
     new_lines = fix_lines(task.module, task.target, fix_kind, variant, commented=rng.random() < P_COMMENTED)
     patch = unified_diff(task.module.path, task.module.lines, new_lines)
     messages = run_messages(cfg, task, rng, fix_kind, new_lines, patch)

@@ -107,6 +107,12 @@ REFLECTIONS = [  # what the agent makes of the previous output, before saying wh
     "This gives me a clearer picture of how the data flows through `{q}`.",
     "The tests only check the basic path; none of them exercises the case from the PR description.",
 ]
+TIES = [
+    "That explains the behaviour described in the PR.",
+    "This matches what the PR description reports.",
+    "That is the root cause of the reported problem.",
+    "",
+]
 HEDGES = [
     "",
     "This should not take long.",
@@ -156,15 +162,10 @@ def _messages(task, turns: list[Turn], rng: random.Random, target_bytes: float, 
         output = t.output
         if callable(output):
             output = output(budgets[id(t)])
-            if (
-                len(output) > 6000 and rng.random() < 0.5
-            ):  # the agent asked for too much: head and tail, with a warning
+            if len(output) > 6000 and rng.random() < 0.5:  # the agent asked for too much: head and tail, a warning
                 cut = len(output) // 2
-                messages += _turn_messages(
-                    t,
-                    "",
-                    too_long=(output[: cut // 2], output[-cut // 2 :], len(output) - cut + rng.randrange(4000, 40000)),
-                )
+                elided = len(output) - cut + rng.randrange(4000, 40000)
+                messages += _turn_messages(t, "", too_long=(output[: cut // 2], output[-cut // 2 :], elided))
                 continue
         messages += _turn_messages(t, output)
     return messages
@@ -263,9 +264,7 @@ class _ScriptedRun:
 
     def _core(self, optional: dict, mistakes: dict) -> tuple[list[Turn], int, int]:
         """The phases of a run, the index of its first edit turn and the index after its last one."""
-        rng = random.Random(
-            self.rng.random()
-        )  # a fresh stream per attempt, so dropping an extra changes only that extra
+        rng = random.Random(self.rng.random())  # a fresh stream per attempt: dropping an extra changes only that
         saved, self.rng, self.prefix = self.rng, rng, ""
         try:
             out = [self._orient()]
@@ -438,8 +437,8 @@ class _ScriptedRun:
 
     def _edit(self, breaks_first: bool) -> list[Turn]:
         rng, old, new = self.rng, self.module.lines, self.new_lines
-        # A wrong run believes in its fix as much as a right one: both tie it to the reported symptom.
-        tie = f"This is why `{self.names['q']}` {self.task_symptom()}."
+        # A wrong run believes in its fix as much as a right one: both tie it to the PR, in words of their own.
+        tie = rng.choice(TIES)
         plan = self.say(
             "I understand the problem now.", FIX_PLANS[self.fix_kind], tie, rng.choice(HEDGES)
         )  # short: a render keeps it whole
