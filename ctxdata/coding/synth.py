@@ -46,7 +46,7 @@ class SynthConfig:
     siblings: int = 3  # tasks per sibling group (same repo, commit, file, function; different bug)
     runs_per_task: int = 1  # agent runs per task; more than 1 writes run-1/ ... run-K/, one results folder each
     steps: int = 30  # median agent steps of a run; each run draws its own count (real runs: ~0.6x to ~1.8x)
-    kb: float = 60.0  # mean size of one trajectory file in KB; longer runs are larger (real runs: median ~67 KB)
+    kb: float = 60.0  # mean size of one trajectory file in KB; longer runs are larger (real: ~50 KB of step text)
 
     def __post_init__(self) -> None:
         for name in ("n", "repos", "files_per_repo", "functions_per_file", "siblings", "runs_per_task"):
