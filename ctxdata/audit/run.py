@@ -11,7 +11,7 @@ import json
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,10 +40,11 @@ def _summary(scores: np.ndarray, signs: np.ndarray, methods: list[str]) -> dict[
             "by_method": {m: accuracy(scores[idx], signs[idx]) for m, idx in sorted(by_method.items())}}
 
 
-def audit_rows(rows: list[dict[str, Any]], *, embed: bool) -> dict[str, Any]:
+def audit_rows(rows: list[dict[str, Any]], *, embed: bool, on_predictor: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """Every predictor's accuracy at naming the anchor, with a Wilson 95% interval and n, by domain and method.
 
-    Returns the JSON stored in `report.json["audit"]`.
+    Returns the JSON stored in `report.json["audit"]`. `on_predictor(name, total)` is called
+    before each predictor runs (for progress bars; MiniLM takes minutes).
     """
     started = time.perf_counter()
     by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -53,7 +54,10 @@ def audit_rows(rows: list[dict[str, Any]], *, embed: bool) -> dict[str, Any]:
     for domain, drows in sorted(by_domain.items()):
         signs, methods = label_signs(drows), [r["method"] for r in drows]
         results = []
-        for p in predictors_for(domain, embed=embed):
+        chosen = predictors_for(domain, embed=embed)
+        for p in chosen:
+            if on_predictor:
+                on_predictor(f"{domain}: {p.name}", len(chosen))
             entry = {"name": p.name, "family": p.family, "doc": p.doc, "per_pair": p.per_pair, "shortcut": p.shortcut}
             results.append({**entry, **_summary(p.scores(drows), signs, methods)})
         section: dict[str, Any] = {"n": len(drows), "predictors": results, "best_shortcut": best_shortcut(results)}
@@ -65,12 +69,18 @@ def audit_rows(rows: list[dict[str, Any]], *, embed: bool) -> dict[str, Any]:
 
 
 def best_shortcut(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The shortcut predictor (any family but answer-evidence) with the highest fixed-direction accuracy."""
+    """The shortcut predictor (any family but answer-evidence) with the highest accuracy in its stated direction.
+
+    `strongest_either_way` names the one furthest from chance in either direction (a rule far below
+    0.5 is a cue read backwards); it is biased upwards on noise, so it is a flag, not the headline.
+    """
     scored = [r for r in results if r["shortcut"] and r["accuracy"] is not None]
     if not scored:
         return None
     best = max(scored, key=lambda r: (r["accuracy"], r["name"]))
-    return {k: best[k] for k in ("name", "family", "n", "accuracy", "ci")}
+    strongest = max(scored, key=lambda r: (r["either_way"], r["name"]))
+    return {**{k: best[k] for k in ("name", "family", "n", "accuracy", "ci")},
+            "strongest_either_way": {k: strongest[k] for k in ("name", "accuracy", "either_way")}}
 
 
 def edited_detector(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,13 +104,13 @@ def read_output_rows(out: str | Path) -> list[dict[str, Any]]:
     return list(iter_rows(out, columns=COLUMNS))
 
 
-def audit_output(out: str | Path, *, embed: bool) -> dict[str, Any]:
+def audit_output(out: str | Path, *, embed: bool, on_predictor: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """Audit the pairs of an output folder; the result is returned and stored in its report.json under "audit"."""
     from ctxdata.io import read_report, write_json
 
     rows = read_output_rows(out)
     report = read_report(out)
-    report["audit"] = audit_rows(rows, embed=embed)
+    report["audit"] = audit_rows(rows, embed=embed, on_predictor=on_predictor)
     write_json(Path(out) / "report.json", report)
     return report["audit"]
 

@@ -25,9 +25,15 @@ def audit_command(
 
     from ctxdata.audit.report import print_audit
     from ctxdata.audit.run import audit_output
-    from ctxdata.console import info, stdout
+    from ctxdata.console import info, progress, stdout
 
-    audit = audit_output(out, embed=embed)
+    with progress(transient=True) as bar:
+        task = bar.add_task("auditing", total=None)
+
+        def on_predictor(name: str, total: int) -> None:
+            bar.update(task, description=f"auditing {name}")
+
+        audit = audit_output(out, embed=embed, on_predictor=on_predictor)
     if as_json:
         stdout.print_json(json.dumps(audit))
         return
