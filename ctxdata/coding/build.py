@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateInstances, SignTrajectories, embed_issues, mine_candidates
+from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateRuns, SignTrajectories, embed_issues, mine_candidates
 from ctxdata.coding.mask import mask_context
 from ctxdata.coding.readers import ReadTrajectories, discover_trace_files
 from ctxdata.coding.render import estimate_tokens
@@ -164,7 +164,7 @@ def collect_signatures(config: CodingBuildConfig, ctx: RunContext, store: Path, 
         ctx.merge(part_ctx)
         if on_files:
             on_files(len(files), len(part))
-    sigs = list(run_stages([DropDuplicateInstances()], signed, ctx))
+    sigs = list(run_stages([DropDuplicateRuns()], signed, ctx))
     embed = config.cascade.issue_similarity == "embedding"
     if embed and sigs:
         embed_issues(sigs, [s.issue_text for s in sigs])
