@@ -316,7 +316,13 @@ def test_cli_audit_prints_the_table_and_rewrites_the_report(synth_out):
     assert "shortcut audit, coding" in result.output and "fewer-failing-exits " in result.output
     assert "answer-evidence (the task's intended signal), not a shortcut" in result.output
     as_json = CliRunner().invoke(app, ["audit", str(out), "--no-embed", "--json"])
-    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["domains"]["coding"]["n"] > 0
+    full = json.loads(as_json.stdout)
+    assert as_json.exit_code == 0 and full["domains"]["coding"]["n"] == full["pairs_in_folder"] > 5 and not full["sampled"]
+    sampled = CliRunner().invoke(app, ["audit", str(out), "--no-embed", "--max-pairs", "5"])
+    assert sampled.exit_code == 0 and "a seeded sample of the folder's" in sampled.output
+    stored = json.loads((out / "report.json").read_text())["audit"]
+    assert stored["n"] == stored["domains"]["coding"]["n"] == 5 and stored["sampled"]
+    assert stored["pairs_in_folder"] == full["pairs_in_folder"]
 
 
 def test_cli_audit_of_a_folder_that_is_no_output_is_one_clean_line(tmp_path):

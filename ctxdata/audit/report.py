@@ -66,9 +66,9 @@ def audit_markdown(audit: dict[str, Any] | None) -> str:
     for title, columns, rows in audit_tables(audit):
         parts.append(f"**{title}**\n")
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        lines += ["| " + " | ".join(c.replace("|", "\\|").replace("*", "\\*") for c in row) + " |" for row in rows]
         parts.append("\n".join(lines) + "\n")
-    parts.append("\n".join(f"- {note}" for note in NOTES) + "\n")
+    parts.append("\n".join(f"- {note}".replace("- *", "- \\*") for note in NOTES) + "\n")
     return "\n".join(parts)
 
 

