@@ -25,7 +25,7 @@ from typing import Any
 from ctxdata import __version__
 from ctxdata.card import CardConfig, render_card
 from ctxdata.errors import ConfigError, CtxdataError
-from ctxdata.io import atomic_write_text, read_report, read_shard, write_json
+from ctxdata.io import atomic_write_text, read_json_file, read_report, read_shard, shard_paths, write_json
 from ctxdata.schema import DOMAINS, arrow_schema
 
 STAGING_MARKER = ".ctxdata-staging.json"
@@ -61,7 +61,7 @@ class StagedDataset:
 
 
 def _data_fingerprint(out: Path, max_shard_bytes: int) -> str:
-    state = json.loads((out / "state.json").read_text())
+    state = read_json_file(out / "state.json", "the shard list")  # shard_paths checked it before staging
     blob = json.dumps([state.get("_fingerprint"), state["_data_files"], max_shard_bytes, __version__], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -112,15 +112,14 @@ class _RollingParquet:
         return final
 
 
-def _convert(out: Path, folder: Path, max_shard_bytes: int, on_shard=None) -> dict[str, dict[str, Any]]:
-    """Arrow shards of `out` -> Parquet shards per domain under `folder/data/<domain>/`."""
+def _convert(shards: list[Path], folder: Path, max_shard_bytes: int, on_shard=None) -> dict[str, dict[str, Any]]:
+    """Arrow shards (checked by `shard_paths`) -> Parquet shards per domain under `folder/data/<domain>/`."""
     import pyarrow.compute as pc
 
     shutil.rmtree(folder / "data", ignore_errors=True)
     writers: dict[str, _RollingParquet] = {}
-    state = json.loads((out / "state.json").read_text())
-    for entry in state["_data_files"]:
-        table = read_shard(out / entry["filename"])
+    for path in shards:
+        table = read_shard(path)
         table = _embed_images(table.cast(arrow_schema()))
         for domain in DOMAINS:
             part = table.filter(pc.equal(table.column("domain"), domain))
@@ -146,11 +145,12 @@ def stage_for_hub(out: str | Path, staging: str | Path, *, repo_id: str, max_sha
     report = read_report(out)
     if not report.get("pairs"):
         raise CtxdataError(f"{out} holds no pairs (report.json: pairs = 0): nothing to push")
-    config = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else {}
+    shards = shard_paths(out)  # every shard checked against state.json before anything is staged or pushed
+    config = read_json_file(out / "config.json", "the run's config") if (out / "config.json").exists() else {}
     max_bytes = parse_size(max_shard_size)
     fingerprint = _data_fingerprint(out, max_bytes)
     marker = folder / STAGING_MARKER
-    old = json.loads(marker.read_text()) if marker.exists() else {}
+    old = read_json_file(marker, "the staging marker") if marker.exists() else {}
     reused = old.get("fingerprint") == fingerprint and all((folder / f).exists() for s in old["domains"].values() for f in s["files"])
     if reused:
         stats = old["domains"]
@@ -159,7 +159,7 @@ def stage_for_hub(out: str | Path, staging: str | Path, *, repo_id: str, max_sha
             raise CtxdataError(f"--staging {folder} is not empty and was not written by `ctxdata push`; choose an empty or new folder")
         folder.mkdir(parents=True, exist_ok=True)
         write_json(marker, {"fingerprint": None, "domains": {}})  # claims the folder; complete only when rewritten below
-        stats = _convert(out, folder, max_bytes, on_shard)
+        stats = _convert(shards, folder, max_bytes, on_shard)
         write_json(marker, {"fingerprint": fingerprint, "source": str(out.resolve()), "domains": stats})
     domains = [d for d in DOMAINS if d in stats]
     configs = [CardConfig(d, f"data/{d}/train-*.parquet", stats[d]["rows"], stats[d]["nbytes"], files=stats[d]["files"]) for d in domains]

@@ -3,13 +3,24 @@
 Workers are *spawned*, not forked: a forked child of a process that already started torch or
 OpenMP threads can deadlock. Spawning costs about a second of start-up, so small inputs stay in
 process (`min_items`).
+
+Workers die with their parent: on Linux the kernel kills them when it dies (PR_SET_PDEATHSIG),
+elsewhere a watchdog thread in each worker exits once its parent is gone; so a SIGKILL of the
+command leaves no orphans. Workers ignore SIGINT: Ctrl-C (or SIGTERM) reaches the parent, which
+stops them and leaves the finished tasks for a resume.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
+import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
+
+WATCHDOG_SECONDS = 1.0  # how often a worker checks that its parent is still there (where no PDEATHSIG exists)
 
 
 def resolve_workers(workers: int) -> int:
@@ -27,11 +38,50 @@ def worker_pool(workers: int) -> Iterator[Any]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
+    try:
         yield pool
+    except BaseException:  # Ctrl-C, SIGTERM or an error: stop now, do not wait for running or queued tasks
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # private, but shutdown() drops it
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()  # a task half-done writes nothing final: shards and markers are atomic
+        raise
+    else:
+        pool.shutdown(wait=True)
 
 
-def map_ordered(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, *, pool: Any = None, min_items: int = 2) -> Iterator[Any]:
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: exit when the parent process dies, and leave Ctrl-C to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        except (OSError, AttributeError):  # no prctl (an unusual libc): the watchdog below still works
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="ctxdata-parent-watchdog").start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(WATCHDOG_SECONDS)
+        if os.getppid() != parent_pid:  # re-parented: the parent is gone
+            os._exit(1)
+
+
+def map_ordered(
+    fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, *, pool: Any = None, min_items: int = 2
+) -> Iterator[Any]:
     """Yield `fn(item)` for each item, in order, on `pool` or on up to `workers` new processes."""
     if len(items) < min_items or (pool is None and min(resolve_workers(workers), len(items)) <= 1):
         for item in items:
@@ -54,7 +104,3 @@ def chunked(items: Sequence[Any], n_chunks: int) -> list[Sequence[Any]]:
         out.append(items[start:end])
         start = end
     return out
-
-
-def flatten(parts: Iterable[Iterable[Any]]) -> list[Any]:
-    return [x for part in parts for x in part]

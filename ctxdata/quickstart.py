@@ -63,7 +63,8 @@ def run_quickstart(cfg: QuickstartConfig, step: Callable[[str], None] = lambda n
         return value
 
     timed("synth traces", lambda: _summary(write_traces(SynthConfig(n=cfg.traces, seed=cfg.seed, kb=8), out / "traces", workers=1)))
-    coding = timed("build-coding", lambda: _build_summary(build_coding(CodingBuildConfig(traces=[str(out / "traces")], out=str(out / "pairs-coding"), seed=cfg.seed, workers=1))))
+    # overwrite: the traces were just rewritten (new mtimes), so a resume would refuse them as changed inputs
+    coding = timed("build-coding", lambda: _build_summary(build_coding(CodingBuildConfig(traces=[str(out / "traces")], out=str(out / "pairs-coding"), seed=cfg.seed, workers=1, overwrite=True))))
     vision = timed("build-vision", lambda: _build_summary(build_vision(VisionConfig(seed=cfg.seed), out / "pairs-vision")))
     if coding["pairs"]:
         timed("export verl", lambda: export_pairs(out / "pairs-coding", out / "export" / "coding-verl.parquet", ExportConfig(target="verl")))

@@ -55,10 +55,11 @@ def test_real_trajectories_give_file_and_function_pairs(shared_traces, tmp_path)
 def test_a_folder_mixing_every_shared_format(shared_traces, tmp_path):
     report = build_coding(CodingBuildConfig(traces=[str(shared_traces)], out=str(tmp_path / "mixed")))
     formats = {json.loads(r["meta"])["anchor_format"] for r in _rows(tmp_path / "mixed")}
-    assert report["inputs"] == 34 and report["inputs_rejected"] == 0  # 20 + 5 + 5 + 1 + 3 records, all parse
+    # 20 + 5 + 5 + 1 + 3 records, all parse; SOURCES.md is found, not read, and counted
+    assert report["inputs"] == 35 and report["inputs_rejected"] == 1 and report["rejected"]["unsupported_file"] == 1
     assert "mini-swe-agent" in formats
     _assert_invariants(report, _rows(tmp_path / "mixed"))
-    # The reader counts files in and records out (26 files hold the 34 records); the report says so.
+    # The reader counts files in and records out (26 files hold the 34 records, plus SOURCES.md); the report says so.
     read = next(s for s in report["stages"] if s["name"] == "read")
     assert read["in_unit"] == "files" and read["in"] == len(discover_trace_files(shared_traces)) < read["out"] == 34
 

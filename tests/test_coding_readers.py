@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from ctxdata.coding.readers import READERS, ReadTrajectories, discover_trace_files, iter_records, load_results, load_trajectory
+from ctxdata.coding.readers import READERS, ReadTrajectories, discover_trace_files, iter_records, load_results
 from ctxdata.coding.trajectory import Outcome
 from ctxdata.errors import ConfigError, CtxdataError
 from ctxdata.pipeline import RunContext, run_stages
@@ -102,7 +103,7 @@ def test_mixed_directory_auto_detects_every_format(shared_traces, tmp_path):
     for rel in ["swe-smith-messages/sample.jsonl", "swe-agent/pydicom__pydicom-1458.traj", "openhands/basic.json", "nebius-swe-agent-trajectories/sample.json"]:
         (mixed / Path(rel).name).symlink_to(shared_traces / rel)
     (mixed / ".hidden.json").write_text("{}")
-    files = discover_trace_files(mixed)
+    files = discover_trace_files(mixed, follow_symlinks=True)  # the links point outside `mixed`
     assert files == sorted(files, key=str) and not any(f.name == "report.json" or f.name.startswith(".") for f in files)
     recs = [r for f in files for r in iter_records(f)]
     assert all(r.trajectory for r in recs), [(r.location, r.reason, r.detail) for r in recs if not r.trajectory]
@@ -165,8 +166,7 @@ def test_huge_line_is_skipped_with_bounded_reads(tmp_path):
     recs = list(iter_records(path, max_record_bytes=64 << 10))
     assert [r.reason for r in recs] == ["record_too_large", None]
     first_line_bytes = path.read_bytes().index(b"\n") + 1
-    assert recs[1].location.endswith(f":2@{first_line_bytes}")
-    assert load_trajectory(recs[1].location).id == "a__b-2"
+    assert recs[1].location.endswith(f":2@{first_line_bytes}") and recs[1].trajectory.id == "a__b-2"
 
 
 def test_whitespace_only_and_non_json_files(tmp_path):
@@ -179,16 +179,7 @@ def test_whitespace_only_and_non_json_files(tmp_path):
 # --- locations, results files, stage -----------------------------------------------------------------
 
 
-def test_load_trajectory_round_trips_every_location_kind(shared_traces):
-    for path in [shared_traces / "swe-smith-messages" / "sample.jsonl", shared_traces / "nebius-swe-agent-trajectories" / "sample.json", shared_traces / MINI / "trajs" / "psf__requests-1724" / "psf__requests-1724.traj.json"]:
-        for rec in iter_records(path):
-            again = load_trajectory(rec.location)
-            assert again.to_dict() == rec.trajectory.to_dict()
-    with pytest.raises(CtxdataError, match="cannot re-read"):
-        load_trajectory(str(shared_traces / "swe-smith-messages" / "sample.jsonl") + ":1@17")
-
-
-def test_parquet_rows_and_reread(tmp_path):
+def test_parquet_rows(tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
@@ -196,8 +187,7 @@ def test_parquet_rows_and_reread(tmp_path):
     table = pa.table({"instance_id": [r["instance_id"] for r in rows], "messages": [json.dumps(r["messages"]) for r in rows]})
     pq.write_table(table, tmp_path / "rows.parquet", row_group_size=2)
     recs = list(iter_records(tmp_path / "rows.parquet"))
-    assert [r.trajectory.id for r in recs] == ["o__r-0", "o__r-1", "o__r-2"]
-    assert load_trajectory(recs[2].location).id == "o__r-2"
+    assert [r.trajectory.id for r in recs] == ["o__r-0", "o__r-1", "o__r-2"] and recs[2].location.endswith("rows.parquet#2")
 
 
 def test_results_file_shapes_override_outcomes(tmp_path, shared_traces):
@@ -224,23 +214,6 @@ def test_results_file_next_to_traces_is_rejected_with_a_hint(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"resolved_ids": ["x"], "unresolved_ids": []}))
     [rec] = iter_records(tmp_path / "results.json")
     assert rec.reason == "unknown_format" and "--results" in rec.detail
-
-
-def test_light_pass_skips_steps_but_keeps_signature_fields(shared_traces, tmp_path):
-    for path in [shared_traces / MINI / "trajs" / "django__django-10097" / "django__django-10097.traj.json", shared_traces / "swe-smith-messages" / "sample.jsonl", shared_traces / "nebius-swe-agent-trajectories" / "sample.json"]:
-        full = [r.trajectory for r in iter_records(path)]
-        light = [r.trajectory for r in iter_records(path, with_steps=False)]
-        assert [t.steps for t in light] == [[] for _ in light]
-        for a, b in zip(full, light):
-            assert (a.id, a.repo, a.base_commit, a.issue, a.patch, a.outcome) == (b.id, b.repo, b.base_commit, b.issue, b.patch, b.outcome)
-            assert load_trajectory(b.source).steps == a.steps
-    (tmp_path / "nosteps.jsonl").write_text(json.dumps(_chat_row(n_steps=0)) + "\n")
-    assert [r.reason for r in iter_records(tmp_path / "nosteps.jsonl", with_steps=False)] == ["no_steps"]
-    row = _chat_row(n_steps=1)
-    row["messages"] += [{"role": "assistant", "content": "```bash\ngit diff\n```"}, {"role": "user", "content": "<returncode>0</returncode>\n<output>\ndiff --git a/x b/x\n</output>"}]
-    (tmp_path / "diff.jsonl").write_text(json.dumps(row) + "\n")
-    [full], [light] = iter_records(tmp_path / "diff.jsonl"), iter_records(tmp_path / "diff.jsonl", with_steps=False)
-    assert full.trajectory.patch == light.trajectory.patch == "diff --git a/x b/x\n"
 
 
 def _oh_events():
@@ -270,7 +243,7 @@ def test_json_list_of_rows_and_jsonl_under_a_json_name(tmp_path):
     assert [r.location.rsplit("#", 1)[1] for r in listed] == ["0", "1", "2"] and all(r.trajectory.format == "hf-messages" for r in listed)
     lined = list(iter_records(tmp_path / "lines.json"))
     assert [r.trajectory.id for r in lined] == ["o__r-0", "o__r-1", "o__r-2"] and lined[1].location.endswith(":2@" + str(len(json.dumps(rows[0])) + 1))
-    assert load_trajectory(listed[2].location).id == load_trajectory(lined[2].location).id == "o__r-2"
+    assert listed[2].trajectory.id == lined[2].trajectory.id == "o__r-2"
 
 
 def test_tool_call_messages_and_content_parts(tmp_path):
@@ -285,11 +258,10 @@ def test_tool_call_messages_and_content_parts(tmp_path):
     assert t.issue == "Please fix it" and (t.steps[0].thought, t.steps[0].action, t.steps[0].observation) == ("Looking.", "ls", "a.py")
 
 
-def test_light_pass_still_rejects_step_less_records_of_every_format(tmp_path):
+def test_step_less_records_of_every_format_are_rejected(tmp_path):
     (tmp_path / "empty.traj").write_text(json.dumps({"trajectory": [], "history": [], "info": {"submission": ""}}))
     (tmp_path / "talk.json").write_text(json.dumps([_oh_events()[0]]))
     for name in ("empty.traj", "talk.json"):
-        assert [r.reason for r in iter_records(tmp_path / name, with_steps=False)] == ["no_steps"], name
         assert [r.reason for r in iter_records(tmp_path / name)] == ["no_steps"], name
 
 
@@ -302,3 +274,149 @@ def test_a_field_of_the_wrong_type_is_a_bad_field_reject_naming_it(tmp_path):
     assert (recs["num.traj.json"].reason, recs["listid.traj.json"].reason) == ("bad_field", "bad_field")
     assert "submission" in recs["num.traj.json"].detail and "int" in recs["num.traj.json"].detail
     assert "instance_id" in recs["listid.traj.json"].detail and "list" in recs["listid.traj.json"].detail
+
+
+# --- reads never block, nothing found vanishes (issue #10) ---------------------------------------
+
+
+def _traj_file(path: Path, instance_id: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_chat_row(instance_id=instance_id)))
+    return path
+
+
+def _read_counted(path: Path, **kw):
+    ctx = RunContext()
+    kept = list(ReadTrajectories(**kw).run([path], ctx))
+    assert ctx.counters["inputs"] == len(kept) + len(ctx.rejects)
+    return kept, Counter(r.reason for r in ctx.rejects), ctx
+
+
+def test_a_fifo_is_a_reject_and_never_opened(tmp_path):
+    import os
+    import threading
+
+    _traj_file(tmp_path / "a.json", "o__r-1")
+    os.mkfifo(tmp_path / "pipe.json")
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(out=_read_counted(tmp_path)), daemon=True)
+    reader.start()
+    reader.join(20)
+    assert not reader.is_alive(), "reading a folder holding a FIFO hung"
+    kept, reasons, _ = result["out"]
+    assert len(kept) == 1 and reasons == {"not_regular_file": 1}
+    assert [r.reason for r in iter_records(tmp_path / "pipe.json")] == ["not_regular_file"]  # named directly, too
+
+
+def test_symlinks_are_followed_inside_the_root_only_unless_asked(tmp_path):
+    root, elsewhere = tmp_path / "traces", tmp_path / "elsewhere"
+    _traj_file(root / "real" / "a.json", "o__r-1")
+    _traj_file(elsewhere / "run" / "b.json", "o__r-2")
+    _traj_file(elsewhere / "c.json", "o__r-3")
+    (root / "linked_in").symlink_to(root / "real")  # inside: followed, and a folder reached twice is read once
+    (root / "linked_out").symlink_to(elsewhere / "run")  # a symlinked subfolder outside the root
+    (root / "c.json").symlink_to(elsewhere / "c.json")
+    (root / "dangling.json").symlink_to(tmp_path / "missing.json")
+    (root / "loop").symlink_to(root)
+    kept, reasons, _ = _read_counted(root)
+    assert [t.id for t in kept] == ["o__r-1"]
+    assert reasons == {"symlink_outside_root": 2, "broken_symlink": 1}
+    kept, reasons, _ = _read_counted(root, follow_symlinks=True)
+    assert sorted(t.id for t in kept) == ["o__r-1", "o__r-2", "o__r-3"] and reasons == {"broken_symlink": 1}
+
+
+def test_an_unreadable_folder_and_other_files_are_counted(tmp_path, monkeypatch):
+    import os
+
+    _traj_file(tmp_path / "ok" / "a.json", "o__r-1")
+    _traj_file(tmp_path / "locked" / "b.json", "o__r-2")
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / ".hidden.json").write_text("{}")  # hidden names are passed over by convention
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # as chmod 000 would (tests may run as root, who can list anything)
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    kept, reasons, ctx = _read_counted(tmp_path)
+    assert [t.id for t in kept] == ["o__r-1"] and reasons == {"unreadable": 1, "unsupported_file": 1}
+    assert any(r.source.endswith("locked") for r in ctx.rejects)
+
+
+def test_gzipped_json_and_jsonl_are_read_and_a_damaged_gzip_is_a_reject(tmp_path):
+    import gzip
+
+    rows = [_chat_row(instance_id=f"o__r-{i}") for i in range(3)]
+    (tmp_path / "runs.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    (tmp_path / "one.json.gz").write_bytes(gzip.compress(json.dumps(_chat_row(instance_id="o__r-9")).encode()))
+    (tmp_path / "bad.json.gz").write_bytes(b"\x1f\x8b\x08\x00not gzip at all")
+    cut = gzip.compress("".join(json.dumps(r) + "\n" for r in rows * 50).encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(cut[: len(cut) // 2])
+    kept, reasons, _ = _read_counted(tmp_path)
+    assert sorted(t.id for t in kept if t.source.startswith(str(tmp_path / "runs"))) == ["o__r-0", "o__r-1", "o__r-2"]
+    assert "o__r-9" in {t.id for t in kept} and reasons == {"invalid_gzip": 2}
+    assert next(t for t in kept if t.id == "o__r-9").source.endswith("one.json.gz")
+
+
+def test_a_corrupt_or_empty_parquet_file_is_a_reject_and_the_rest_is_read(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [_chat_row(instance_id=f"o__r-{i}") for i in range(3)]
+    table = pa.table({"instance_id": [r["instance_id"] for r in rows], "messages": [json.dumps(r["messages"]) for r in rows]})
+    pq.write_table(table, tmp_path / "good.parquet")
+    data = bytearray((tmp_path / "good.parquet").read_bytes())
+    data[-48:-8] = b"\xff" * 40  # the footer (file metadata)
+    (tmp_path / "corrupt.parquet").write_bytes(bytes(data))
+    (tmp_path / "garbage.parquet").write_bytes(b"PAR1" + b"\x00" * 100)
+    pq.write_table(table.slice(0, 0), tmp_path / "empty.parquet")
+    kept, reasons, ctx = _read_counted(tmp_path)
+    assert sum(t.source.startswith(str(tmp_path / "good")) for t in kept) == 3
+    assert reasons == {"invalid_parquet": 2, "empty_file": 1}
+
+
+def test_a_utf8_byte_order_mark_is_accepted_in_json_files(tmp_path):
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(_chat_row(instance_id="o__r-1")).encode())
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps(_chat_row(instance_id="o__r-2")).encode() + b"\n")
+    assert [r.trajectory.id for r in _read_all(tmp_path)] == ["o__r-1", "o__r-2"]
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_named(tmp_path):
+    import os
+
+    name = os.fsdecode(b"run-\xff.json")
+    _traj_file(tmp_path / name, "o__r-1")
+    (tmp_path / os.fsdecode(b"bad-\xfe.json")).write_text("{not json")
+    kept, reasons, ctx = _read_counted(tmp_path)
+    assert [t.id for t in kept] == ["o__r-1"] and kept[0].source.endswith("run-\\xff.json")
+    assert reasons == {"invalid_json": 1} and ctx.rejects[0].source.endswith("bad-\\xfe.json")
+    json.dumps(kept[0].source).encode("utf-8")  # every writer downstream needs valid UTF-8
+
+
+def test_the_docs_format_list_is_generated_from_the_registry():
+    from ctxdata.coding.formats import formats_markdown
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text()
+    block = text.split("<!-- formats:begin -->\n", 1)[1].split("<!-- formats:end -->", 1)[0]
+    assert block == formats_markdown(), "docs/formats.md is stale: paste ctxdata.coding.formats.formats_markdown() between the markers"
+    assert all(f"- `{name}`:" in block for name in READERS)
+
+
+def test_a_lone_surrogate_inside_a_json_text_cell_is_replaced_not_a_crash(tmp_path):
+    """Found by the fault suite: `messages` as a JSON string (Parquet exports) decoded by the stdlib kept a lone
+    surrogate, which no UTF-8 writer (the context store, Arrow) accepts."""
+    from ctxdata.coding.build import CodingBuildConfig, signature_stages
+    from ctxdata.coding.store import ContextWriter
+
+    row = _chat_row(instance_id="o__r-1", patch="diff --git a/x.py b/x.py\n")
+    row["messages"] = json.dumps(row["messages"]).replace("step 0", "step \\ud800")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "rows.jsonl").write_text(json.dumps(row) + "\n")
+    writer = ContextWriter(tmp_path / "store", "s.bin")
+    ctx = RunContext()
+    config = CodingBuildConfig(traces=[str(tmp_path / "in")], out=str(tmp_path / "o"))
+    [sig] = list(run_stages(signature_stages(config, writer), [tmp_path / "in"], ctx))
+    writer.close()
+    assert not ctx.rejects and sig.context is not None

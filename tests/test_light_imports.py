@@ -49,3 +49,18 @@ def test_every_subcommand_help_is_light():
         "    assert r.exit_code == 0, (name, r.output)\n"
     )
     assert _loaded(body) == []
+
+
+# Every command the README documents; wired explicitly in cli/main.py, so losing one fails here.
+COMMANDS = ["build-coding", "build-vision", "synth", "inspect", "view", "export", "push", "train", "probe", "quickstart", "audit"]
+
+
+def test_every_documented_command_is_registered():
+    from typer.main import get_command
+
+    from ctxdata.cli.main import app
+
+    group = get_command(app)
+    missing = [name for name in COMMANDS if name not in group.commands]
+    assert not missing, f"commands missing from ctxdata.cli.main: {missing}"
+    assert sorted(group.commands["synth"].commands) == ["task", "traces"]

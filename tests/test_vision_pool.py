@@ -217,3 +217,82 @@ def test_parquet_pool_mask_regions_resolve_in_its_folder_and_must_decode(tmp_pat
     assert [r.region for r in pool.records] == [str((tmp_path / "m.png").resolve())]
     assert [r.reason for r in ctx.rejects] == ["image_missing", "path_outside_pool"]
     assert all(r.detail.startswith("region mask:") for r in ctx.rejects)
+
+
+# --- issue #10 ------------------------------------------------------------------------------------
+
+
+def test_duplicate_rows_are_rejected_so_no_pair_repeats(tmp_path):
+    write_pool(tmp_path, {"a.png": png_bytes(noise())}, [qa("a.png"), qa("b.png"), qa("a.png"), qa("a.png", question=" what colour is the  SQUARE? "),
+                                                        qa("a.png", answer="blue")])
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx)
+    assert [r.answer for r in pool.records] == ["red", "blue"]
+    reasons = Counter(r.reason for r in ctx.rejects)
+    assert reasons == {"duplicate_row": 2, "image_missing": 1} and pool.inputs == len(pool.records) + len(ctx.rejects)
+    assert "qa.jsonl:1" in next(r.detail for r in ctx.rejects if r.reason == "duplicate_row")
+
+
+def test_a_wholly_negative_region_covers_no_pixel(tmp_path):
+    from ctxdata.vision.images import region_mask
+
+    assert not region_mask((100, 80), [-50, -50, -10, -10]).any()
+    assert region_mask((100, 80), [-5, -5, 10, 10]).sum() == 100  # clipped, not wrapped
+    assert not region_mask((100, 80), [200, 10, 300, 20]).any()
+    write_pool(tmp_path, {"a.png": png_bytes(noise())}, [qa("a.png", region=[-50, -50, -10, -10]), qa("a.png", answer="blue", region=[1, 1, 9, 9])])
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx)
+    assert [r.answer for r in pool.records] == ["blue"] and [r.reason for r in ctx.rejects] == ["bad_region"]
+
+
+def test_a_pixel_budget_bounds_the_whole_pool(tmp_path):
+    files = {f"{i}.png": png_bytes(noise(seed=i)) for i in range(5)}  # 48 x 32 = 1536 pixels each
+    write_pool(tmp_path, files, [qa(f"{i}.png", answer=str(i)) for i in range(5)] + [qa("0.png", answer="again")])
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx, max_pool_pixels=3 * 1536)
+    assert sorted(pool.images) == ["0.png", "1.png", "2.png"] and len(pool.records) == 4  # a kept image costs nothing twice
+    assert Counter(r.reason for r in ctx.rejects) == {"pixel_budget": 2}
+    assert "max_pool_pixels=4608" in ctx.rejects[0].detail
+
+
+def test_a_pixel_budget_is_charged_from_the_header_before_decoding(tmp_path):
+    from ctxdata.vision.images import PixelBudget
+
+    big = encoded(Image.new("RGB", (4000, 3000)), "PNG")
+    budget = PixelBudget(20_000_000)
+    decode_image(big, budget=budget)
+    with pytest.raises(ImageRejected, match="pixel_budget"):
+        decode_image(big, budget=budget)
+    assert budget.used == 12_000_000
+    spent = PixelBudget(10**9)  # a truncated image fails to decode: nothing stays charged
+    with pytest.raises(ImageRejected):
+        decode_image(big[: len(big) // 2], budget=spent)
+    assert spent.used == 0
+
+
+def test_a_utf8_byte_order_mark_is_accepted_in_qa_jsonl(tmp_path):
+    write_pool(tmp_path, {"a.png": png_bytes(noise())}, [qa("a.png")])
+    (tmp_path / "qa.jsonl").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "qa.jsonl").read_bytes())
+    ctx = RunContext()
+    assert len(load_pool(tmp_path, ctx).records) == 1 and not ctx.rejects
+
+
+def test_an_image_that_is_a_fifo_is_a_reject_not_a_hang(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.png")
+    write_pool(tmp_path, {"a.png": png_bytes(noise())}, [qa("pipe.png"), qa("a.png")])
+    ctx = RunContext()
+    pool = load_pool(tmp_path, ctx)
+    assert len(pool.records) == 1 and [r.reason for r in ctx.rejects] == ["not_regular_file"]
+
+
+def test_a_damaged_parquet_or_datasets_pool_is_one_clean_error(tmp_path):
+    (tmp_path / "pool.parquet").write_bytes(b"PAR1" + b"\x00" * 64)
+    with pytest.raises(CtxdataError, match="not a readable Parquet file"):
+        load_pool(tmp_path / "pool.parquet", RunContext())
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "dataset_info.json").write_text("{broken")
+    (tmp_path / "ds" / "state.json").write_text("{}")
+    with pytest.raises(CtxdataError, match="not a readable datasets folder"):
+        load_pool(tmp_path / "ds", RunContext())

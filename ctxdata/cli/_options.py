@@ -11,9 +11,19 @@ from ctxdata.audit import AUDIT_MODES
 
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created; a rerun with the same config resumes).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives byte-identical shards.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an output folder written with a different config.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help=(
+    "Rebuild an output folder written with another config or from inputs that changed since. Deletes only an "
+    "empty folder or a ctxdata output (one holding the .ctxdata-output marker), never an input."))]
+HashInputs = Annotated[bool, typer.Option("--hash-inputs", help="Resume only onto inputs with the same contents (sha256), not just the same paths, sizes and mtimes.")]
 ShardSize = Annotated[int, typer.Option("--shard-size", min=1, help="Candidates per task/shard (the unit of resume).")]
 PairsDirs = Annotated[list[Path], typer.Option("--pairs", help="Pair output folder(s) written by build-coding/build-vision.")]
 ModelOpt = Annotated[str, typer.Option("--model", help="A local model folder, or `smollm2-135m` (the offline PyPI package).")]
 OptionalPath = Optional[Path]
 AuditMode = Annotated[str, typer.Option("--audit", help=f"Shortcut audit after the build: {' | '.join(AUDIT_MODES)} (full adds MiniLM; see docs/audit.md).")]
+
+
+def trace_format_help() -> str:
+    """The `--format` help, listing the reader registry's keys (so help and code cannot drift)."""
+    from ctxdata.coding.formats import READERS
+
+    return f"Force a reader: {', '.join(READERS)} (default: detect per file)."

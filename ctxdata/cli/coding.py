@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ctxdata.cli._options import AuditMode, Out, Overwrite, Seed, ShardSize
+from ctxdata.cli._options import AuditMode, HashInputs, Out, Overwrite, Seed, ShardSize, trace_format_help
 from ctxdata.coding.levels import LEVEL_DOCS, LEVELS
 
 LEVEL_HELP = "; ".join(f"{level} ({doc})" for level, doc in LEVEL_DOCS.items())
@@ -18,7 +18,7 @@ MIN_LEVEL_HELP = f"Shallowest level a pair may come from: one of {', '.join(LEVE
 def build_coding_command(
     traces: Annotated[list[Path], typer.Option("--traces", "-t", help="Trajectory file(s) or folder(s); repeatable.")],
     out: Out,
-    format: Annotated[Optional[str], typer.Option("--format", help="Force a reader: mini-swe-agent, hf-messages, swe-agent, openhands, nebius (default: detect per file).")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help=trace_format_help())] = None,
     results: Annotated[Optional[Path], typer.Option("--results", help="SWE-bench results / report.json with per-instance outcomes.")] = None,
     levels: Annotated[str, typer.Option("--levels", help=f"Cascade levels, coarse to fine: {LEVEL_HELP}.")] = DEFAULT_LEVELS,
     min_level: Annotated[Optional[str], typer.Option("--min-level", help=MIN_LEVEL_HELP)] = None,
@@ -31,6 +31,8 @@ def build_coding_command(
     judge_threshold: Annotated[float, typer.Option("--judge-threshold", help="Judge margin p(anchor) - p(confounder) needed to keep a pair.")] = 0.2,
     max_record_bytes: Annotated[int, typer.Option("--max-record-bytes", min=1, help="Reject a record (file or JSONL line) larger than this as record_too_large.")] = 64 << 20,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Processes for reading and building pairs (0 = one per core). Output is identical for any value.")] = 0,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Also read links that point outside the --traces folders (links inside them are always read).")] = False,
+    hash_inputs: HashInputs = False,
     audit: AuditMode = "fast",
     seed: Seed = 0,
     shard_size: ShardSize = 256,
@@ -54,7 +56,7 @@ def build_coding_command(
         levels=tuple(lv.strip() for lv in levels.split(",") if lv.strip()), min_level=min_level,
         issue_threshold=issue_threshold, issue_similarity=issue_similarity, max_pairs_per_trajectory=max_pairs_per_trajectory,
         max_context_tokens=max_context_tokens, max_length_ratio=max_length_ratio, judge=judge, judge_threshold=judge_threshold, max_record_bytes=max_record_bytes, workers=workers, seed=seed,
-        shard_size=shard_size, overwrite=overwrite, audit=audit,
+        shard_size=shard_size, overwrite=overwrite, follow_symlinks=follow_symlinks, hash_inputs=hash_inputs, audit=audit,
     )
     with progress() as bar:
         report = build_coding(config, progress=bar)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 import typer
 from typer.core import TyperGroup
@@ -14,10 +16,23 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 from ctxdata.errors import CtxdataError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so it unwinds (and stops workers) as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 class CtxdataGroup(TyperGroup):
-    """Turns CtxdataError and OSError (exit 1) and Ctrl-C (exit 130) into one clean line (CTXDATA_DEBUG=1 shows the traceback)."""
+    """Turns CtxdataError and OSError (exit 1), Ctrl-C (exit 130) and SIGTERM (exit 143) into one clean line.
+
+    CTXDATA_DEBUG=1 shows the traceback.
+    """
 
     def invoke(self, ctx):  # type: ignore[override]
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             return super().invoke(ctx)
         except CtxdataError as exc:
@@ -35,13 +50,15 @@ class CtxdataGroup(TyperGroup):
             where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f) or "a file"
             error(f"cannot access {where}: {exc.strerror or exc} ({type(exc).__name__})")
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if os.environ.get("CTXDATA_DEBUG") == "1":
                 raise
             from ctxdata.console import error
 
-            error("interrupted. Rerun the same command: build-coding, build-vision, synth task and push resume from their finished work.")
-            raise typer.Exit(130) from None
+            what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            error(f"{what}. Rerun the same command: build-coding, build-vision, synth task and push "
+                  "resume from their finished work.")
+            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
 
     def list_commands(self, ctx):  # keep the order commands were registered in
         return list(self.commands)
@@ -69,21 +86,20 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """ctxdata: contrastive-context pair datasets (ContextRL, arXiv 2606.17053)."""
 
 
-def _register() -> None:
-    # Each module defines `register(app)`; a missing module (work in progress) is skipped.
-    import importlib
+# Every command, wired explicitly: a missing module is an ImportError here, and a test lists the commands.
+from ctxdata.cli import audit, coding, export, hub, inspect, probe, quickstart, synth, train, view, vision  # noqa: E402
 
-    for name in ("coding", "vision", "synth", "inspect", "audit", "view", "export", "hub", "train", "probe", "quickstart"):
-        try:
-            module = importlib.import_module(f"ctxdata.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"ctxdata.cli.{name}":
-                raise
-            continue
-        module.register(app)
-
-
-_register()
+coding.register(app)
+vision.register(app)
+synth.register(app)
+inspect.register(app)
+view.register(app)
+export.register(app)
+hub.register(app)
+train.register(app)
+probe.register(app)
+quickstart.register(app)
+audit.register(app)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ctxdata.cli._options import AuditMode, Out, Overwrite, Seed, ShardSize
+from ctxdata.cli._options import AuditMode, HashInputs, Out, Overwrite, Seed, ShardSize
 
 
 def _floats(text: str, what: str) -> tuple[float, float]:
@@ -48,6 +48,8 @@ def build_vision_cmd(
     difficulty_band: Annotated[str, typer.Option("--difficulty-band", help="Keep pairs the target solves in this fraction of samples.")] = "0.25,0.63",
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Images above this many pixels are rejected as decompression bombs.")] = 64_000_000,
     audit: AuditMode = "fast",
+    max_pool_pixels: Annotated[int, typer.Option("--max-pool-pixels", min=1, help="Decoded pixels the whole pool may hold (~3 bytes each); images past it are rejected as pixel_budget.")] = 1_000_000_000,
+    hash_inputs: HashInputs = False,
     seed: Seed = 0,
     shard_size: ShardSize = 64,
     overwrite: Overwrite = False,
@@ -73,7 +75,7 @@ def build_vision_cmd(
         near_copy=near_copy, embedder_blind=blind_cosine, answerer=answerer,
         blind_embedder=blind_embedder, blind_thresholds=_floats(blind_thresholds, "--blind-thresholds"), verifier=verifier,
         difficulty=difficulty, difficulty_band=_floats(difficulty_band, "--difficulty-band"), max_pixels=max_pixels,
-        seed=seed, shard_size=shard_size, audit=audit,
+        max_pool_pixels=max_pool_pixels, hash_inputs=hash_inputs, seed=seed, shard_size=shard_size, audit=audit,
     )
     with progress() as bar:
         task = bar.add_task("edit + verify (tasks)", total=None)

@@ -19,7 +19,8 @@ from typing import Any, Iterable, Iterator
 
 from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateRuns, SignTrajectories, embed_issues, mine_candidates
 from ctxdata.coding.mask import mask_context
-from ctxdata.coding.readers import ReadTrajectories, discover_trace_files
+from ctxdata.coding.formats.dispatch import check_fmt
+from ctxdata.coding.readers import TRACE_SUFFIXES, ReadTrajectories, discover_trace_files
 from ctxdata.coding.render import estimate_tokens
 from ctxdata.coding.similarity import line_jaccard
 from ctxdata.coding.store import ContextWriter, LoadContexts, StoreContexts
@@ -59,6 +60,8 @@ class CodingBuildConfig:
     judge_threshold: float = 0.2  # judge margin needed to call a pair unambiguous
     shard_size: int = 256  # candidates per task / shard (the unit of resume)
     max_record_bytes: int = 64 << 20  # a longer record (JSONL line) is rejected as record_too_large
+    follow_symlinks: bool = False  # follow links that point outside the --traces folders (inside ones always are)
+    hash_inputs: bool = False  # resume checks input contents (sha256), not just paths, sizes and mtimes
     overwrite: bool = False  # replace an output folder written with another config
     workers: int = 1  # processes for reading and pair building (0 = one per core); output bytes do not depend on it
     audit: str = "fast"  # shortcut audit at the end: fast | full (adds MiniLM) | off; never changes the pairs
@@ -76,6 +79,9 @@ class CodingBuildConfig:
         from ctxdata.audit.run import check_audit_mode
 
         check_audit_mode(self.audit)
+        check_fmt(self.format)  # before the output folder is made
+        if self.results and not Path(self.results).exists():
+            raise ConfigError(f"--results {self.results} does not exist")
         self.cascade = CascadeConfig(
             levels=tuple(self.levels), min_level=self.min_level, issue_threshold=self.issue_threshold,
             issue_similarity=self.issue_similarity, max_pairs_per_trajectory=self.max_pairs_per_trajectory,
@@ -131,7 +137,7 @@ def pair_stages(config: CodingBuildConfig, store: Path) -> list[Stage]:
 def signature_stages(config: CodingBuildConfig, writer: ContextWriter) -> list[Stage]:
     """Phase 1, per slice of files: read each record once, sign it, store its rendered context."""
     return [
-        ReadTrajectories(config.format, config.results, config.max_record_bytes),
+        ReadTrajectories(config.format, config.results, config.max_record_bytes, config.follow_symlinks),
         SignTrajectories(keep_issue_text=config.cascade.issue_similarity == "embedding", keep_trajectory=True),
         StoreContexts(writer, config.max_context_tokens),
     ]
@@ -151,9 +157,9 @@ def collect_signatures(config: CodingBuildConfig, ctx: RunContext, store: Path, 
     """Phase 1: read every record once, sign it and store its rendered context; returns the signatures."""
     from ctxdata.parallel import chunked, map_ordered, resolve_workers
 
-    files = [f for t in config.traces for f in discover_trace_files(Path(t))]
+    files = [f for t in config.traces for f in discover_trace_files(Path(t), follow_symlinks=config.follow_symlinks)]
     if not files:
-        raise CtxdataError(f"no trajectory files (.json, .jsonl, .traj, .parquet) under {', '.join(config.traces)}")
+        raise CtxdataError(f"no trajectory files ({', '.join(TRACE_SUFFIXES)}) under {', '.join(config.traces)}")
     # Slices in file order, merged in order: the signatures (so the pairs) do not depend on workers.
     workers = resolve_workers(config.workers) if len(files) >= PARALLEL_MIN_FILES else 1
     slices = chunked(files, workers * 8)
@@ -185,19 +191,21 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
     on_files = (lambda total, n: progress.update(read_task, total=total, advance=n)) if progress else None
     store = output.work / "contexts"
     shutil.rmtree(store, ignore_errors=True)  # left by a killed run: phase 1 writes it anew
-    with worker_pool(config.workers) as pool:  # one pool for both phases: start-up is paid once
-        sigs = collect_signatures(config, ctx, store, on_files, pool)
-        candidates = mine_candidates(sigs, config.cascade, ctx)
-        n_signed = len(sigs)
-        del sigs
-        output.write_input_rejects(ctx.rejects)
-        inputs = ctx.counters.pop("inputs", 0)
-        tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
-        pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
-        on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
-        skipped = run_tasks(output, tasks, pair_stages(config, store), on_task=on_task,
-                            pool=pool if len(candidates) >= PARALLEL_MIN_CANDIDATES else None)
-    shutil.rmtree(store, ignore_errors=True)  # rebuilt by phase 1 of any rerun
+    try:
+        with worker_pool(config.workers) as pool:  # one pool for both phases: start-up is paid once
+            sigs = collect_signatures(config, ctx, store, on_files, pool)
+            candidates = mine_candidates(sigs, config.cascade, ctx)
+            n_signed = len(sigs)
+            del sigs
+            output.write_input_rejects(ctx.rejects)
+            inputs = ctx.counters.pop("inputs", 0)
+            tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
+            pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
+            on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
+            skipped = run_tasks(output, tasks, pair_stages(config, store), on_task=on_task,
+                                pool=pool if len(candidates) >= PARALLEL_MIN_CANDIDATES else None)
+    finally:  # rebuilt by phase 1 of any rerun; never left filling the disk after an error
+        shutil.rmtree(store, ignore_errors=True)
     read = ctx.stats["read"].n_out if "read" in ctx.stats else 0
     report = output.finalize(len(tasks), inputs=inputs, global_ctx=ctx, extra={
         "trajectories_read": read,

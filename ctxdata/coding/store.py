@@ -25,6 +25,7 @@ from ctxdata.coding.mask import mask_diff_blocks
 from ctxdata.coding.render import render_trajectory
 from ctxdata.coding.trajectory import Step, Trajectory
 from ctxdata.errors import CtxdataError
+from ctxdata.io import named_os_error
 from ctxdata.pipeline import RunContext, Stage
 
 
@@ -51,7 +52,10 @@ class StoredContext:
 
 def prepare_context(traj: Trajectory, max_tokens: int) -> StoredContext:
     """Mask every diff block (pair-independent), then render under the budget."""
-    steps = [Step(mask_diff_blocks(s.thought), mask_diff_blocks(s.action), mask_diff_blocks(s.observation), s.returncode) for s in traj.steps]
+    steps = [
+        Step(mask_diff_blocks(s.thought), mask_diff_blocks(s.action), mask_diff_blocks(s.observation), s.returncode)
+        for s in traj.steps
+    ]
     text = render_trajectory(replace(traj, steps=steps), max_tokens)
     return StoredContext(traj.id, traj.source, traj.format, traj.issue, traj.patch, len(traj.steps), text)
 
@@ -69,13 +73,19 @@ class ContextWriter:
 
     def add(self, ctx: StoredContext) -> ContextRef:
         blob = orjson.dumps([ctx.id, ctx.source, ctx.format, ctx.issue, ctx.patch, ctx.n_steps, ctx.text])
-        self._fh.write(blob)
+        try:
+            self._fh.write(blob)
+        except OSError as exc:  # e.g. a full disk: name the file (the build removes the store on the way out)
+            raise named_os_error(exc, self._tmp) from None
         ref = ContextRef(self.name, self._offset, len(blob))
         self._offset += len(blob)
         return ref
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:  # buffered bytes that did not fit
+            raise named_os_error(exc, self._tmp) from None
         os.replace(self._tmp, self.folder / self.name)
 
 
@@ -130,6 +140,12 @@ class LoadContexts(Stage):
     def __init__(self, folder: str | Path) -> None:
         self.reader = ContextReader(folder)
 
-    def run(self, records: Iterable[Candidate], ctx: RunContext) -> Iterator[tuple[Candidate, StoredContext, StoredContext]]:
+    def run(
+        self, records: Iterable[Candidate], ctx: RunContext
+    ) -> Iterator[tuple[Candidate, StoredContext, StoredContext]]:
         for cand in records:
-            yield cand, self.reader.get(ContextRef(*cand.anchor_context)), self.reader.get(ContextRef(*cand.confounder_context))
+            yield (
+                cand,
+                self.reader.get(ContextRef(*cand.anchor_context)),
+                self.reader.get(ContextRef(*cand.confounder_context)),
+            )

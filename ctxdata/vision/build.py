@@ -18,8 +18,8 @@ import numpy as np
 
 from ctxdata.errors import ConfigError
 from ctxdata.pipeline import RunContext
-from ctxdata.vision.images import DEFAULT_MAX_PIXELS
-from ctxdata.vision.pool import Pool, QARecord
+from ctxdata.vision.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_POOL_PIXELS
+from ctxdata.vision.pool import Pool, QARecord, nothing_read_error
 from ctxdata.vision.templates import EditPlan, load_instructions, plan_from_template
 
 STRATEGIES = ("edit", "retrieval")
@@ -52,6 +52,8 @@ class VisionConfig:
     difficulty_samples: int = 8  # samples per pair for the pass@k filter
     max_outside: float = 0.02  # edits: max fraction of pixels outside the region that may change
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are rejected as decompression bombs
+    max_pool_pixels: int = DEFAULT_MAX_POOL_PIXELS  # decoded pixels the whole pool may hold; later images are rejected
+    hash_inputs: bool = False  # resume checks the pool's contents (sha256), not just paths, sizes and mtimes
     demo_families: int = 10  # demo pool: synthetic scene families (base + one edited sibling)
     seed: int = 0  # seeds edit choices, editors, the roles and the A/B labels
     shard_size: int = 64  # candidates per task / shard (the unit of resume)
@@ -130,7 +132,7 @@ def load_any_pool(config: VisionConfig, ctx: RunContext) -> Pool:
         ctx.stage("pool").n_in += pool.inputs
         ctx.stage("pool").n_out += pool.inputs
         return pool
-    return load_pool(config.pool, ctx, max_pixels=config.max_pixels)
+    return load_pool(config.pool, ctx, max_pixels=config.max_pixels, max_pool_pixels=config.max_pool_pixels)
 
 
 def image_ids(pool: Pool) -> list[str]:
@@ -348,6 +350,9 @@ def build_vision(config: VisionConfig, out, *, overwrite: bool = False, on_progr
     from pathlib import Path
 
     write_json(Path(out) / "report.json", report)
+    error = nothing_read_error(pool, config.pool, ctx, Path(out) / "rejects.jsonl") if config.pool is not None else None
+    if error is not None:  # after finalize, so rejects.jsonl says why
+        raise error
     from ctxdata.audit.run import audit_after_build
 
     return audit_after_build(out, report, config.audit)

@@ -15,8 +15,19 @@ from typing import Any
 import numpy as np
 
 # Reasons a pool image is rejected (one line each in rejects.jsonl).
-IMAGE_REASONS = ("image_missing", "image_empty", "image_corrupt", "image_truncated", "decompression_bomb", "path_outside_pool")
+IMAGE_REASONS = (
+    "image_missing",
+    "image_empty",
+    "image_corrupt",
+    "image_truncated",
+    "decompression_bomb",
+    "pixel_budget",
+    "not_regular_file",
+    "path_outside_pool",
+)
 DEFAULT_MAX_PIXELS = 64_000_000  # ~8000 x 8000; PIL's own default warns at 89.5 MP and fails at 179 MP
+# Decoded pixels a whole pool may hold (~3 GB as 8-bit RGB): many images each under max_pixels must not add up.
+DEFAULT_MAX_POOL_PIXELS = 1_000_000_000
 
 
 class ImageRejected(Exception):
@@ -49,38 +60,85 @@ def to_rgb(img) -> Any:
     return img.convert("RGB")
 
 
-def decode_image(data: bytes | Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "") -> Any:
-    """Bytes or a file -> upright RGB PIL image, or ImageRejected with the reason."""
+class PixelBudget:
+    """Decoded pixels left for one run; an image that would overdraw it is rejected before it is decoded."""
+
+    def __init__(self, total: int = DEFAULT_MAX_POOL_PIXELS) -> None:
+        self.total, self.used = total, 0
+
+    def take(self, width: int, height: int, name: str) -> None:
+        if self.used + width * height > self.total:
+            raise ImageRejected(
+                "pixel_budget",
+                f"{name or 'image'} ({width}x{height}) would take the pool past "
+                f"max_pool_pixels={self.total} decoded pixels ({self.used} used)",
+            )
+        self.used += width * height
+
+
+def decode_image(
+    data: bytes | Path | str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    name: str = "",
+    budget: PixelBudget | None = None,
+) -> Any:
+    """Bytes or a file -> upright RGB PIL image, or ImageRejected with the reason; `budget` is charged for it."""
+    import stat
+
     from PIL import Image
 
     if isinstance(data, (str, Path)):
         path = Path(data)
-        if not path.is_file():
-            raise ImageRejected("image_missing", f"{path} does not exist")
-        data = path.read_bytes()
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            raise ImageRejected("image_missing", f"{path} does not exist") from None
+        if not stat.S_ISREG(mode):  # a FIFO would block the read; a folder is no image
+            raise ImageRejected(
+                "not_regular_file" if not stat.S_ISDIR(mode) else "image_missing", f"{path} is not a regular file"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageRejected("image_missing", f"{path} cannot be read: {exc.strerror or exc}") from None
     if len(data) == 0:
         raise ImageRejected("image_empty", f"{name or 'image'} has zero bytes")
     old_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels  # PIL warns above this and raises above twice this
+    charged = 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 if img.size[0] * img.size[1] > max_pixels:
-                    raise ImageRejected("decompression_bomb", f"{img.size[0]}x{img.size[1]} exceeds max_pixels={max_pixels}")
+                    raise ImageRejected(
+                        "decompression_bomb", f"{img.size[0]}x{img.size[1]} exceeds max_pixels={max_pixels}"
+                    )
+                if budget is not None:  # from the header, before a single pixel is decoded
+                    budget.take(img.size[0], img.size[1], name)
+                    charged = img.size[0] * img.size[1]
                 img.load()
-                return to_rgb(img)
+                rgb = to_rgb(img)
+                charged = 0
+                return rgb
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("decompression_bomb", str(exc)) from None
     except OSError as exc:
-        reason = "image_truncated" if "truncated" in str(exc).lower() or "end of file" in str(exc).lower() else "image_corrupt"
+        reason = (
+            "image_truncated"
+            if "truncated" in str(exc).lower() or "end of file" in str(exc).lower()
+            else "image_corrupt"
+        )
         raise ImageRejected(reason, f"{type(exc).__name__}: {exc}") from None
     except Exception as exc:  # PIL raises many types (SyntaxError, ValueError, struct.error) on garbage
         raise ImageRejected("image_corrupt", f"{type(exc).__name__}: {exc}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
+        if budget is not None:  # an image that failed to decode holds no pixels
+            budget.used -= charged
 
 
 def png_bytes(img) -> bytes:
@@ -106,7 +164,10 @@ def region_mask(size: tuple[int, int], region: Any, *, pad: int = 0) -> np.ndarr
     if isinstance(region, (list, tuple)) and len(region) == 4:
         x0, y0, x1, y1 = (int(round(v)) for v in region)
         mask = np.zeros((h, w), dtype=bool)
-        mask[max(0, y0 - pad):min(h, y1 + pad), max(0, x0 - pad):min(w, x1 + pad)] = True
+        # Clip both ends into the image: a negative end would index from the far side in numpy.
+        top, bottom = min(h, max(0, y0 - pad)), min(h, max(0, y1 + pad))
+        left, right = min(w, max(0, x0 - pad)), min(w, max(0, x1 + pad))
+        mask[top:bottom, left:right] = True
         return mask
     img = region if isinstance(region, Image.Image) else Image.open(region)
     mask = np.asarray(img.convert("L").resize((w, h), Image.NEAREST)) > 127

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ctxdata._json import loads
 from ctxdata.coding.formats._text import RecordError, content_text, extract_issue, parse_observation
 from ctxdata.coding.trajectory import Step
 
@@ -80,30 +81,6 @@ def _fast_observation(step: Step, text: str) -> bool:
     return True
 
 
-def chat_summary(messages: Any) -> tuple[str, int, str]:
-    """`(issue, n_steps, last_diff)` without building steps: the light signature pass."""
-    if type(messages) is not list:
-        raise RecordError("missing_messages", f"`messages` is a {type(messages).__name__}, expected a list of chat turns")
-    issue, n_steps, diff_at = None, 0, -1
-    for i, msg in enumerate(messages):
-        if type(msg) is not dict:
-            raise RecordError("bad_message", f"message {i} is a {type(msg).__name__}, expected an object with role/content")
-        role = msg.get("role")
-        if role == "assistant":
-            n_steps += 1
-            text = msg.get("content")
-            if type(text) is str and "git diff" in text:
-                diff_at = i + 1
-        elif issue is None and n_steps == 0 and (role == "user" or role == "tool"):
-            issue = extract_issue(content_text(msg.get("content")))
-    patch = ""
-    if 0 < diff_at < len(messages) and isinstance(messages[diff_at], dict):
-        from ctxdata.coding.formats._text import diff_in_output
-
-        patch = diff_in_output(parse_observation(content_text(messages[diff_at].get("content")))[0])
-    return issue or "", n_steps, patch
-
-
 def _attach_observation(step: Step, text: str) -> None:
     output, returncode = parse_observation(text)
     if step.observation:  # a second observation turn (e.g. a format warning): keep both
@@ -122,7 +99,7 @@ def _tool_call_action(tool_calls: Any) -> str:
         args = fn.get("arguments", "")
         if isinstance(args, str):
             try:
-                args = json.loads(args)
+                args = loads(args)  # lone surrogates become U+FFFD, as in every decoded record
             except ValueError:
                 pass
         if isinstance(args, dict) and isinstance(args.get("command"), str) and fn.get("name") in ("bash", "execute_bash", "run", None):

@@ -61,12 +61,11 @@ def _results_hint(obj: Any) -> str:
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read: forced format, outcome overrides, size limit, light pass (`with_steps=False`)."""
+    """How to read: forced format, outcome overrides, size limit."""
 
     fmt: str | None = None
     results: dict | None = None
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-    with_steps: bool = True
 
     def row_format(self, obj: Any) -> str:
         # A JSONL/Parquet row with no recognisable keys is read as an HF "messages" row, so it is
@@ -76,12 +75,12 @@ class ReadOptions:
 
 def to_result(obj: Any, location: str, path: str, opts: ReadOptions, fmt: str | None = None) -> RecordResult:
     """Parse one decoded record with the forced, detected or extension-implied reader."""
-    with_steps, results = opts.with_steps, opts.results
+    results = opts.results
     name = fmt or opts.fmt or detect(obj) or _extension_format(path)
     if name is None:
         return RecordResult(location, None, "unknown_format", _results_hint(obj))
     try:
-        traj = READERS[name].parse(obj, location, path, with_steps=with_steps)
+        traj = READERS[name].parse(obj, location, path)
     except RecordError as exc:
         return RecordResult(location, None, exc.reason, exc.detail)
     except Exception as exc:  # a record of an unexpected shape must not stop the run
@@ -91,11 +90,8 @@ def to_result(obj: Any, location: str, path: str, opts: ReadOptions, fmt: str | 
     problem = _type_problem(traj)
     if problem:  # a field of the wrong JSON type (e.g. a numeric `submission`): say which
         return RecordResult(location, None, "bad_field", f"{name} record {traj.id!r}: {problem}")
-    # Readers with a light pass check for steps themselves; the others built them, so check here.
-    if not traj.steps and (with_steps or not getattr(READERS[name], "light_pass", False)):
+    if not traj.steps:
         return RecordResult(location, None, "no_steps", f"{name} record {traj.id!r} has no agent steps")
-    if not with_steps:
-        traj.steps = []  # the light pass promises no steps, whatever the reader built
     if results:
         _apply_results(traj, results)
     return RecordResult(location, traj)

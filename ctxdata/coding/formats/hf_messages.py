@@ -7,23 +7,22 @@ A row is `{instance_id, messages: [{role, content}], ...}`; `messages` may also 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ctxdata._json import loads
 from ctxdata.coding.formats._text import RecordError, parse_instance_id
-from ctxdata.coding.formats.chat import chat_steps, chat_summary, last_diff
+from ctxdata.coding.formats.chat import chat_steps, last_diff
 from ctxdata.coding.trajectory import Outcome, Trajectory
 
 
 class HfMessagesReader:
     name = "hf-messages"
     many_per_list = True
-    light_pass = True  # with_steps=False counts assistant turns without building steps
 
     def matches(self, obj: Any) -> bool:
         return isinstance(obj, dict) and "messages" in obj
 
-    def parse(self, obj: Any, location: str, path: str, with_steps: bool = True) -> Trajectory:
+    def parse(self, obj: Any, location: str, path: str) -> Trajectory:
         if not isinstance(obj, dict):
             raise RecordError("unknown_format", f"expected a JSON object per row, got {type(obj).__name__}")
         if "messages" not in obj:
@@ -32,17 +31,11 @@ class HfMessagesReader:
         messages = obj["messages"]
         if isinstance(messages, str):
             try:
-                messages = json.loads(messages)
+                messages = loads(messages)  # lone surrogates become U+FFFD, as in every decoded record
             except ValueError:
                 raise RecordError("missing_messages", "`messages` is a string that is not a JSON list") from None
-        if with_steps:
-            issue, steps = chat_steps(messages)
-            found_diff = last_diff(steps)
-        else:
-            issue, n_steps, found_diff = chat_summary(messages)
-            steps = []
-            if n_steps == 0:
-                raise RecordError("no_steps", "row has no assistant turns")
+        issue, steps = chat_steps(messages)
+        found_diff = last_diff(steps)
         instance_id = str(obj.get("instance_id") or obj.get("id") or "")
         if not instance_id:
             raise RecordError("missing_id", "row has neither `instance_id` nor `id`")

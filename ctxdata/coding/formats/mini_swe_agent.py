@@ -10,15 +10,14 @@ import os
 from typing import Any
 
 from ctxdata.coding.formats._text import RecordError, parse_instance_id
-from ctxdata.coding.formats.chat import chat_steps, chat_summary
+from ctxdata.coding.formats.chat import chat_steps
 from ctxdata.coding.formats.results import sidecar_outcome
 from ctxdata.coding.trajectory import Outcome, Trajectory
 
 
 class MiniSweAgentReader:
     name = "mini-swe-agent"
-    many_per_list = True
-    light_pass = True  # with_steps=False counts assistant turns without building steps  # a JSON list of these holds one trajectory per element
+    many_per_list = True  # a JSON list of these holds one trajectory per element
 
     def matches(self, obj: Any) -> bool:
         if not isinstance(obj, dict):
@@ -28,18 +27,12 @@ class MiniSweAgentReader:
             return True
         return "messages" in obj and isinstance(obj.get("info"), dict)
 
-    def parse(self, obj: Any, location: str, path: str, with_steps: bool = True) -> Trajectory:
+    def parse(self, obj: Any, location: str, path: str) -> Trajectory:
         if not isinstance(obj, dict):
             raise RecordError("unknown_format", f"expected a JSON object, got {type(obj).__name__}")
         if "messages" not in obj:
             raise RecordError("missing_messages", "mini-swe-agent trajectory has no `messages` key")
-        if with_steps:
-            issue, steps = chat_steps(obj["messages"])
-        else:
-            issue, n_steps, _ = chat_summary(obj["messages"])
-            steps = []
-            if n_steps == 0:
-                raise RecordError("no_steps", "trajectory has no assistant turns")
+        issue, steps = chat_steps(obj["messages"])
         info = obj.get("info") if isinstance(obj.get("info"), dict) else {}
         instance_id = obj.get("instance_id") or _id_from_path(path)
         if not isinstance(instance_id, str):

@@ -23,7 +23,7 @@ class NebiusReader:
         first = obj["trajectory"][0] if obj["trajectory"] else {}
         return "generated_patch" in obj or "target" in obj or (isinstance(first, dict) and "text" in first)
 
-    def parse(self, obj: Any, location: str, path: str, with_steps: bool = True) -> Trajectory:
+    def parse(self, obj: Any, location: str, path: str) -> Trajectory:
         if not isinstance(obj, dict) or not isinstance(obj.get("trajectory"), list):
             raise RecordError("missing_trajectory", "nebius row has no `trajectory` list")
         issue, steps = "", []

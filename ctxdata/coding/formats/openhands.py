@@ -30,7 +30,7 @@ class OpenHandsReader:
             return bool(obj) and _is_event(obj[0])
         return isinstance(obj, dict) and isinstance(obj.get("history"), list) and ("instance_id" in obj or "instruction" in obj)
 
-    def parse(self, obj: Any, location: str, path: str, with_steps: bool = True) -> Trajectory:
+    def parse(self, obj: Any, location: str, path: str) -> Trajectory:
         row = obj if isinstance(obj, dict) else {}
         events = obj if isinstance(obj, list) else row.get("history")
         if not isinstance(events, list):

@@ -25,7 +25,7 @@ class SweAgentReader:
         first = obj["trajectory"][0] if obj["trajectory"] else {}
         return "info" in obj or "history" in obj or (isinstance(first, dict) and "action" in first)
 
-    def parse(self, obj: Any, location: str, path: str, with_steps: bool = True) -> Trajectory:
+    def parse(self, obj: Any, location: str, path: str) -> Trajectory:
         if not isinstance(obj, dict) or not isinstance(obj.get("trajectory"), list):
             raise RecordError("missing_trajectory", "SWE-agent .traj has no `trajectory` list")
         steps = []
