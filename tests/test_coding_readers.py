@@ -302,3 +302,30 @@ def test_a_field_of_the_wrong_type_is_a_bad_field_reject_naming_it(tmp_path):
     assert (recs["num.traj.json"].reason, recs["listid.traj.json"].reason) == ("bad_field", "bad_field")
     assert "submission" in recs["num.traj.json"].detail and "int" in recs["num.traj.json"].detail
     assert "instance_id" in recs["listid.traj.json"].detail and "list" in recs["listid.traj.json"].detail
+
+
+def test_the_executed_bash_block_is_the_action_even_after_a_python_block(tmp_path):
+    # mini-swe-agent runs the one ```bash block; a ```python block before it is thought, as is text after it.
+    turns = [
+        "THOUGHT: The implementation is:\n\n```python\nreturn sqrt(sum(zip(a, b)))\n```\n\nzip stops early.\n\n```bash\nhead -n 30 point.py\n```\nThen I patch it.",
+        "THOUGHT: two commands\n```bash\nls\n```\n```bash\npwd\n```",  # several ```bash blocks: none ran
+        "THOUGHT: only code\n```python\nprint(1)\n```",  # no command block: nothing ran
+    ]
+    msgs = [{"role": "user", "content": "<pr_description>fix it</pr_description>"}]
+    for turn in turns:
+        msgs += [{"role": "assistant", "content": turn}, {"role": "user", "content": "<returncode>0</returncode>\n<output>\nok\n</output>"}]
+    (tmp_path / "t.traj.json").write_text(json.dumps({"trajectory_format": "mini-swe-agent-1", "instance_id": "o__r-1", "messages": msgs, "info": {}}))
+    [rec] = iter_records(tmp_path / "t.traj.json")
+    first, several, code_only = rec.trajectory.steps
+    assert first.action == "head -n 30 point.py"
+    assert first.thought == "The implementation is:\n\n```python\nreturn sqrt(sum(zip(a, b)))\n```\n\nzip stops early.\n\nThen I patch it."
+    assert (several.action, code_only.action) == ("", "")
+    assert "```bash\npwd" in several.thought and "print(1)" in code_only.thought
+
+
+def test_a_bare_or_sh_fence_is_the_command_when_a_turn_has_no_bash_block():
+    from ctxdata.coding.formats._text import split_thought_action
+
+    assert split_thought_action("THOUGHT: look\n```\nls -la\n```") == ("look", "ls -la")
+    assert split_thought_action("Look.\n```python\nx = 1\n```\n```sh\nls\n```") == ("Look.\n```python\nx = 1\n```", "ls")
+    assert split_thought_action("```bashrc\nx\n```\n```bash  \nls\n```") == ("```bashrc\nx\n```", "ls")
