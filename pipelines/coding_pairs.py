@@ -18,7 +18,7 @@ from ctxdata.coding.store import ContextWriter, LoadContexts, StoreContexts
 from ctxdata.io import PairOutput, run_tasks
 from ctxdata.pipeline import RunContext, run_stages
 from ctxdata.verify.checks import VerifyPairs
-from ctxdata.verify.coding import coding_checks
+from ctxdata.coding.checks import coding_checks
 
 traces, out = Path(sys.argv[1]), Path(sys.argv[2])
 cascade = CascadeConfig(levels=("repo", "commit", "file", "function", "issue"), seed=0)

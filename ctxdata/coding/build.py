@@ -29,7 +29,7 @@ from ctxdata.parallel import worker_pool
 from ctxdata.pipeline import RunContext, Stage, run_stages
 from ctxdata.schema import Pair
 from ctxdata.verify.checks import VerifyPairs
-from ctxdata.verify.coding import coding_checks
+from ctxdata.coding.checks import coding_checks
 
 
 # Spawning workers costs ~1 s each; below these sizes one process is faster.

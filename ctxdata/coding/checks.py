@@ -1,4 +1,8 @@
-"""Checks for coding pairs: the contexts differ, nothing leaks the answer, no cheap shortcut."""
+"""Checks for coding pairs: the contexts differ, nothing leaks the answer, no cheap shortcut.
+
+Each is a `PairCheck` run by the generic `ctxdata.verify.checks.VerifyPairs` stage; the check and the
+reason a pair drops under (its `name`) live here, beside the coding stages.
+"""
 
 from __future__ import annotations
 
