@@ -87,14 +87,14 @@ class CodingBuildConfig:
 
 
 class MaskContexts(Stage):
-    """(candidate, anchor, confounder) -> Pair: mask both patches and both ids in both rendered contexts."""
+    """(candidate, anchor, confounder) -> Pair: mask both patches, both issues and both ids in both rendered contexts."""
 
     name = "mask"
 
     def run(self, records: Iterable[tuple], ctx: RunContext) -> Iterator[Pair]:
         for cand, anchor, confounder in records:
-            patches, ids = [anchor.patch, confounder.patch], [anchor.id, confounder.id]
-            texts = [mask_context(c.text, patches, ids) for c in (anchor, confounder)]
+            patches, ids, issues = [anchor.patch, confounder.patch], [anchor.id, confounder.id], [anchor.issue, confounder.issue]
+            texts = [mask_context(c.text, patches, ids, issues) for c in (anchor, confounder)]
             if not texts[0].strip() or not texts[1].strip():
                 ctx.reject(cand.source, "empty_context", "a trajectory rendered to no text", stage=self.name)
                 continue

@@ -1,42 +1,124 @@
-"""Mask the answer patches inside trajectories, so a context never hands out the answer.
+"""Mask the answer patches, and restatements of the issues, inside trajectories.
 
 Three things reproduce a patch in a trajectory: the submitted diff (the last observation of a
 mini-swe-agent run), `git diff` output during the run, and edit commands (sed, heredocs,
 str_replace) whose text contains the patch's added lines. Diff blocks are replaced whole, in
 each step before rendering (`mask_diff_blocks`: it needs no patch, so it runs once per
-trajectory); then, in the rendered context of a pair, every line that still contains a
-*significant* added line of either patch is replaced (`mask_context`), and so are both instance
-ids. A significant line is an added line with at least `MIN_SIGNIFICANT_CHARS` non-space
-characters that is not pure punctuation: `)` or `return` alone appear everywhere and carry no
-answer, and masking them would destroy the context.
+trajectory); then, in the rendered context of a pair, `mask_context` replaces every line that
+still holds an *answer line* of either patch, every restatement of either issue, and both
+instance ids.
+
+An answer line is an added line with at least `MIN_SIGNIFICANT_CHARS` non-space characters that
+is not pure punctuation (`)` or `return` alone appear everywhere and carry no answer) and that is
+not also an unchanged or removed line of either patch: such a line is code the repository held
+before either fix, which both agents may read, and it is where the decisive evidence lives.
+
+An answer line is found where it stands as code (`answer_spans`): never inside a longer
+identifier or keyword (`if x:` is not inside `elif x:`, `instance` is not inside `is_instance`),
+and in the prose of a THOUGHT only where the agent quotes it: filling its line, or between
+backticks or quotes. A thought that merely uses the same words (`... should return None here`)
+is not the line, and keeps its text. The leak check uses the same test, so it flags exactly what
+masking would have masked.
+
+The issue texts are the other cue: an agent restates and quotes its own issue throughout its
+run, so without masking the query's words pick the anchor context at a glance. Masking both
+issues in both contexts, the same way, keeps the masks from carrying a signal of their own:
+code the issue quotes (fenced or indented blocks, doctest lines, inline code spans that are
+statements rather than names) is masked as whole lines like answer lines, and every verbatim
+span of `ISSUE_SHINGLE_WORDS` words of either issue becomes `ISSUE_MASK`.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from functools import lru_cache
+from typing import Sequence
 
 from ctxdata.coding.patch import parse_patch
 
 PATCH_MASK = "[PATCH MASKED]"
 LINE_MASK = "[PATCH LINE MASKED]"
+ISSUE_MASK = "[ISSUE MASKED]"
 ID_MASK = "[INSTANCE]"
 MIN_SIGNIFICANT_CHARS = 8
+ISSUE_SHINGLE_WORDS = 8  # a verbatim run of this many words of an issue is a restatement of it
 _PUNCT_ONLY = re.compile(r"^[\W_]*$")
 # A unified diff: `diff --git` or a `---`/`+++` header pair, then hunks, up to the next non-diff line.
 _DIFF_START = re.compile(r"^(diff --git |--- (a/|/dev/null)|Index: )", re.M)
-_DIFF_LINE = re.compile(r"^(diff --git |index |--- |\+\+\+ |@@ |[ +\-\\]|new file mode|deleted file mode|similarity index|rename (from|to) |old mode|new mode|Binary files )")
+_DIFF_LINE = re.compile(
+    r"^(diff --git |index |--- |\+\+\+ |@@ |[ +\-\\]|new file mode|deleted file mode|similarity index"
+    r"|rename (from|to) |old mode|new mode|Binary files )"
+)
+_WORD = re.compile(r"\w+")
+_LINE_NUMBER = re.compile(r"^\s*\d+[\t:-]")  # `cat -n`, `nl`, `grep -n` (and its context lines) number code lines
+_QUOTES = "`'\""
+THOUGHT_PREFIX = "THOUGHT: "
+# What ends the prose of a rendered thought: the action, the next step, the exit line, a step elision.
+_THOUGHT_ENDS = ("\n$ ", "\n## Step ", "\n(exit ", "\n[... ")
+
+
+def _is_significant(line: str) -> bool:
+    return len(line.replace(" ", "")) >= MIN_SIGNIFICANT_CHARS and not _PUNCT_ONLY.match(line)
 
 
 @lru_cache(maxsize=4096)
-def _significant(patch: str) -> tuple[str, ...]:
-    lines = {line.strip() for line in parse_patch(patch, functions=False).added_lines}
-    return tuple(sorted(line for line in lines if len(line.replace(" ", "")) >= MIN_SIGNIFICANT_CHARS and not _PUNCT_ONLY.match(line)))
+def _patch_lines(patch: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(significant stripped added lines, stripped unchanged and removed lines) of one patch."""
+    info = parse_patch(patch, functions=False)
+    added = frozenset(s for s in map(str.strip, info.added_lines) if _is_significant(s))
+    return added, frozenset(map(str.strip, info.removed_lines + info.unchanged_lines))
+
+
+def _base_lines(patches: Sequence[str]) -> frozenset[str]:
+    return frozenset().union(*(_patch_lines(p)[1] for p in patches)) if patches else frozenset()
 
 
 def significant_lines(patch: str) -> list[str]:
     """The stripped added lines of `patch` that would give the answer away if seen verbatim."""
-    return list(_significant(patch))
+    return sorted(_patch_lines(patch)[0])
+
+
+@lru_cache(maxsize=1024)
+def answer_lines(patches: tuple[str, ...]) -> tuple[str, ...]:
+    """Significant added lines of `patches` that are not unchanged or removed lines of any of them, longest first."""
+    base = _base_lines(patches)
+    lines = {line for patch in patches for line in _patch_lines(patch)[0] if line not in base}
+    return tuple(sorted(lines, key=lambda line: (-len(line), line)))
+
+
+@lru_cache(maxsize=1024)
+def issue_code_lines(issue: str, base: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """The significant code lines an issue quotes, longest first, except lines in `base` (code that already exists).
+
+    Code is what sits in a fenced (```) or indented block, a doctest line (`>>> `/`... `, prompt
+    stripped), and an inline `code span` that is a statement or expression rather than a name
+    (it holds something besides word characters and dots, e.g. `max_passes = 0`).
+    """
+    code: set[str] = set()
+    fenced = False
+    for raw in issue.split("\n"):
+        stripped = raw.strip()
+        if stripped.startswith("```"):
+            fenced = not fenced
+            continue
+        if stripped.startswith((">>> ", "... ")):
+            code.add(stripped[4:].strip())
+        elif fenced or raw.startswith(("    ", "\t")):
+            code.add(stripped)
+        for span in re.findall(r"`([^`\n]+)`", raw):
+            if re.search(r"[^\w.]", span.strip()):
+                code.add(span.strip())
+    lines = {line for line in code if _is_significant(line) and line not in base}
+    return tuple(sorted(lines, key=lambda line: (-len(line), line)))
+
+
+@lru_cache(maxsize=1024)
+def _issue_shingles(issue: str) -> tuple[frozenset[str], frozenset[tuple[str, ...]]]:
+    """(lower-cased words, `ISSUE_SHINGLE_WORDS`-word shingles) of an issue."""
+    words = [w.lower() for w in _WORD.findall(issue)]
+    n = ISSUE_SHINGLE_WORDS
+    return frozenset(words), frozenset(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
 
 
 def mask_diff_blocks(text: str) -> str:
@@ -57,29 +139,125 @@ def mask_diff_blocks(text: str) -> str:
     return "\n".join(out)
 
 
-def mask_lines(text: str, needles: list[str]) -> str:
-    """Replace each line of `text` that contains any of `needles` with LINE_MASK.
+def _thought_regions(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the prose of every rendered thought, from `THOUGHT: ` to the action or the next step."""
+    regions, i = [], text.find(THOUGHT_PREFIX)
+    while i != -1:
+        if i == 0 or text[i - 1] == "\n":
+            ends = [e for e in (text.find(marker, i) for marker in _THOUGHT_ENDS) if e != -1]
+            end = min(ends) if ends else len(text)
+            regions.append((i, end))
+            i = text.find(THOUGHT_PREFIX, end)
+        else:
+            i = text.find(THOUGHT_PREFIX, i + 1)
+    return regions
+
+
+def _stands_as_code(text: str, start: int, end: int, line_start: int, line_end: int, prose: bool) -> bool:
+    """Whether the occurrence text[start:end] of a line is that line, not an incidental match.
+
+    Never inside a longer identifier or keyword; in prose, only quoted (between backticks or
+    quotes) or filling its line.
+    """
+    before = text[start - 1] if start > line_start else " "
+    after = text[end] if end < line_end else " "
+    if (text[start].isalnum() or text[start] == "_") and (before.isalnum() or before == "_"):
+        return False
+    if (text[end - 1].isalnum() or text[end - 1] == "_") and (after.isalnum() or after == "_"):
+        return False
+    if not prose:
+        return True
+    left = text[line_start:start]
+    if left.startswith(THOUGHT_PREFIX):
+        left = left[len(THOUGHT_PREFIX) :]
+    return (before in _QUOTES or not left.strip()) and (after in _QUOTES or not text[end:line_end].strip())
+
+
+def answer_spans(text: str, needles: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(line start, line end, needle) of every line of `text` where a needle stands as code (see `_stands_as_code`).
 
     Occurrences are found with `str.find` (C speed) and mapped to their lines, so the cost is a
     few scans of the text, not a Python loop over every line.
     """
     present = [n for n in needles if n in text] if text else []
     if not present:
-        return text
-    spans = set()
+        return []
+    regions = _thought_regions(text)
+    starts = [r[0] for r in regions]
+    found = []
     for needle in present:
         i = text.find(needle)
         while i != -1:
             start = text.rfind("\n", 0, i) + 1
             end = text.find("\n", i)
             end = len(text) if end == -1 else end
-            if end - start >= MIN_SIGNIFICANT_CHARS:
-                spans.add((start, end))
-            i = text.find(needle, end)
+            k = bisect.bisect_right(starts, i) - 1
+            prose = k >= 0 and i < regions[k][1]
+            if _stands_as_code(text, i, i + len(needle), start, end, prose):
+                found.append((start, end, needle))
+            i = text.find(needle, i + 1)
+    return found
+
+
+def mask_lines(text: str, needles: Sequence[str], marker: str = LINE_MASK) -> str:
+    """Replace each line of `text` where a needle stands as code with `marker` (a thought keeps its `THOUGHT: `)."""
+    spans = set()
+    for start, end, _ in answer_spans(text, needles):
+        if text.startswith(THOUGHT_PREFIX, start):
+            start += len(THOUGHT_PREFIX)
+        if end - start >= MIN_SIGNIFICANT_CHARS:
+            spans.add((start, end))
+    if not spans:
+        return text
     out, pos = [], 0
     for start, end in sorted(spans):
-        out += (text[pos:start], LINE_MASK)
+        if start < pos:
+            continue
+        out += (text[pos:start], marker)
         pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def mask_issue_spans(text: str, issues: Sequence[str], base: frozenset[str] = frozenset()) -> str:
+    """Replace every verbatim run of `ISSUE_SHINGLE_WORDS`+ words of any of `issues`, inside one line, with ISSUE_MASK.
+
+    Lines in `base` (code the repository held before either fix) are left alone. Only runs of
+    words that all occur in an issue are looked up, so most of a context costs one set lookup a word.
+    """
+    n = ISSUE_SHINGLE_WORDS
+    tables = [_issue_shingles(issue) for issue in issues if issue]
+    if not tables or not text:
+        return text
+    vocab = frozenset().union(*(t[0] for t in tables))
+    shingles = frozenset().union(*(t[1] for t in tables))
+    spans: list[list[int]] = []
+    line_start = 0
+    for line in text.split("\n"):
+        if _LINE_NUMBER.sub("", line).strip() in base:
+            line_start += len(line) + 1
+            continue
+        words = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(line)]
+        run: list[tuple[int, int, str]] = []
+        for word in words + [(0, 0, "")]:  # a sentinel ends the last run
+            if word[2] and word[2] in vocab:
+                run.append(word)
+                continue
+            for i in range(len(run) - n + 1):
+                if tuple(w[2] for w in run[i : i + n]) in shingles:
+                    a, b = line_start + run[i][0], line_start + run[i + n - 1][1]
+                    if spans and a <= spans[-1][1]:
+                        spans[-1][1] = max(spans[-1][1], b)
+                    else:
+                        spans.append([a, b])
+            run = []
+        line_start += len(line) + 1
+    if not spans:
+        return text
+    out, pos = [], 0
+    for a, b in spans:
+        out += (text[pos:a], ISSUE_MASK)
+        pos = b
     out.append(text[pos:])
     return "".join(out)
 
@@ -122,12 +300,21 @@ def _mask_tokens(text: str, tokens: list[str]) -> str:
     return text
 
 
-def mask_context(text: str, patches: list[str], ids: list[str]) -> str:
-    """Mask, in an already rendered context, every line holding a significant line of `patches`, and `ids`."""
-    needles = sorted({line for patch in patches for line in significant_lines(patch)}, key=len, reverse=True)
-    return _mask_tokens(mask_lines(text, needles), [t for ident in ids for t in id_tokens(ident)])
+def mask_context(text: str, patches: Sequence[str], ids: Sequence[str], issues: Sequence[str] = ()) -> str:
+    """Mask, in an already rendered context, the answer lines of `patches`, restatements of `issues`, and `ids`.
+
+    Pass both patches, both issues and both ids of a pair, for both of its contexts: the masks are
+    then the same rule applied to the same inputs on each side.
+    """
+    patches = tuple(patches)
+    text = mask_lines(text, answer_lines(patches))
+    if issues:
+        base = _base_lines(patches)
+        code = sorted({line for issue in issues for line in issue_code_lines(issue, base)}, key=lambda s: (-len(s), s))
+        text = mask_issue_spans(mask_lines(text, code, ISSUE_MASK), issues, base)
+    return _mask_tokens(text, [t for ident in ids for t in id_tokens(ident)])
 
 
-def leaked_lines(text: str, patches: list[str]) -> list[str]:
-    """Significant added lines of `patches` that still appear verbatim in `text`."""
-    return [line for patch in patches for line in significant_lines(patch) if line in text]
+def leaked_lines(text: str, patches: Sequence[str]) -> list[str]:
+    """Answer lines of `patches` that still stand as code in `text` (what `mask_context` would have masked)."""
+    return sorted({needle for _, _, needle in answer_spans(text, answer_lines(tuple(patches)))})
