@@ -41,6 +41,7 @@ PATCH_MASK = "[PATCH MASKED]"
 LINE_MASK = "[PATCH LINE MASKED]"
 ISSUE_MASK = "[ISSUE MASKED]"
 ID_MASK = "[INSTANCE]"
+MASK_MARKERS = (PATCH_MASK, LINE_MASK, ID_MASK)  # every marker a mask leaves; the shortcut audit counts these
 MIN_SIGNIFICANT_CHARS = 8
 ISSUE_SHINGLE_WORDS = 8  # a verbatim run of this many words of an issue is a restatement of it
 _PUNCT_ONLY = re.compile(r"^[\W_]*$")
