@@ -1,7 +1,7 @@
 import random
 import re
 
-from ctxdata.coding.mask import ID_MASK, ISSUE_MASK, LINE_MASK, PATCH_MASK, leaked_lines, mask_context, significant_lines, word_starts
+from ctxdata.coding.mask import ID_MASK, ISSUE_MASK, ISSUE_WORD_MASK, LINE_MASK, PATCH_MASK, distinctive_words, leaked_lines, mask_context, significant_lines, word_starts
 from ctxdata.coding.render import render_trajectory
 from ctxdata.coding.store import prepare_context
 from ctxdata.coding.trajectory import Step, Trajectory
@@ -184,12 +184,12 @@ def test_restatements_of_both_issues_are_masked_in_both_contexts_the_same_way():
         "(exit 0)",
     ])
     confounder = "## Step 1\nTHOUGHT: midpoint should keep `Rational(1, 2)` exact values, so I check.\n$ grep -n midpoint point.py\n(exit 0)"
-    masked = [mask_context(t, [], [], [ISSUE_A, ISSUE_B]) for t in (anchor, confounder)]
+    masked = [mask_context(t, [], [], [ISSUE_A, ISSUE_B], "spans") for t in (anchor, confounder)]
     assert "is being ignored when the Points are zipped together" not in masked[0] and ISSUE_MASK in masked[0]
     assert masked[0].split("\n")[1:4] == [f"THOUGHT: The issue says {ISSUE_MASK} I look.", ISSUE_MASK, "1"]  # a span, a quoted snippet
     assert "Rational(1, 2)" not in masked[1] and "grep -n midpoint point.py" in masked[1]
     # the rule is symmetric: the order of the issues does not matter, and neither does which side is the anchor
-    assert [mask_context(t, [], [], [ISSUE_B, ISSUE_A]) for t in (anchor, confounder)] == masked
+    assert [mask_context(t, [], [], [ISSUE_B, ISSUE_A], "spans") for t in (anchor, confounder)] == masked
     # without the issues nothing is masked, so the assertions above can fail
     assert mask_context(anchor, [], []) == anchor
 
@@ -198,5 +198,23 @@ def test_code_an_issue_quotes_that_the_repository_already_holds_is_not_masked():
     issue = "The loop `for a, b in zip(self.args, p.args):` drops a coordinate."
     patch = "--- a/p.py\n+++ b/p.py\n@@ -1,2 +1,2 @@\n def distance(self, p):\n-    for a, b in zip(self.args, p.args):\n+    for a, b in zip_longest(self.args, p.args, fillvalue=0):\n"
     view = "$ cat -n p.py\n     1\tdef distance(self, p):\n     2\t    for a, b in zip(self.args, p.args):"
-    assert mask_context(view, [patch], [], [issue]) == view
-    assert mask_context(view, [], [], [issue]).endswith(ISSUE_MASK)
+    assert mask_context(view, [patch], [], [issue], "spans") == view
+    assert mask_context(view, [], [], [issue], "spans").endswith(ISSUE_MASK)
+
+
+def test_words_only_one_issue_uses_are_masked_everywhere_in_both_contexts():
+    words = distinctive_words([ISSUE_A, ISSUE_B])
+    assert {"distance", "dimension", "zipped", "midpoint", "rational"} <= set(words)
+    assert "point" not in words  # both issues use it: it tells them apart no more than it tells the contexts apart
+    assert not {"the", "when", "should", "for", "none"} & set(words)  # plain words name no topic
+    anchor = "## Step 1\nTHOUGHT: Distance drops the last dimension.\n$ grep -n 'def distance' point.py\n41:    def distance(self, p):"
+    confounder = "## Step 1\nTHOUGHT: midpoint loses Rational precision.\n$ grep -n midpoint point.py\n50:    def midpoint(self, p):"
+    masked = [mask_context(t, [], [], [ISSUE_A, ISSUE_B]) for t in (anchor, confounder)]
+    assert masked[0].split("\n")[1:] == [f"THOUGHT: {W} drops the last {W}.", f"$ grep -n 'def {W}' point.py", f"41:    def {W}(self, p):"]
+    assert masked[1].split("\n")[1:] == [f"THOUGHT: {W} loses {W} precision.", f"$ grep -n {W} point.py", f"50:    def {W}(self, p):"]
+    assert [mask_context(t, [], [], [ISSUE_B, ISSUE_A]) for t in (anchor, confounder)] == masked
+    # a mask marker's own words are never masked inside it
+    assert "patch" not in distinctive_words(["the patch line is masked", "an unrelated report"])
+
+
+W = ISSUE_WORD_MASK

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateInstances, SignTrajectories, embed_issues, mine_candidates
-from ctxdata.coding.mask import mask_context
+from ctxdata.coding.mask import ISSUE_MASKING, mask_context
 from ctxdata.coding.readers import ReadTrajectories, discover_trace_files
 from ctxdata.coding.render import estimate_tokens
 from ctxdata.coding.similarity import line_jaccard
@@ -55,6 +55,7 @@ class CodingBuildConfig:
     seed: int = 0  # block order, anchor choice, A/B shuffle
     max_context_tokens: int = 4096  # render budget per context (~4 chars per token)
     max_length_ratio: float = 2.0  # length band: max(len)/min(len) of the two contexts
+    mask_issues: str = "words"  # words | spans | none: how much of both issues is masked in both contexts (see docs/coding.md)
     judge: str = "none"  # none | hf:<path or alias> | openai:<base-url>
     judge_threshold: float = 0.2  # judge margin needed to call a pair unambiguous
     shard_size: int = 256  # candidates per task / shard (the unit of resume)
@@ -70,6 +71,8 @@ class CodingBuildConfig:
             raise ConfigError("--max-context-tokens must be >= 64")
         if self.shard_size < 1:
             raise ConfigError("--shard-size must be >= 1")
+        if self.mask_issues not in ISSUE_MASKING:
+            raise ConfigError(f"--mask-issues must be one of {', '.join(ISSUE_MASKING)}, got {self.mask_issues!r}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0 (0 = one per core), got {self.workers}")
         self.cascade = CascadeConfig(
@@ -91,10 +94,13 @@ class MaskContexts(Stage):
 
     name = "mask"
 
+    def __init__(self, mask_issues: str = "words") -> None:
+        self.mask_issues = mask_issues
+
     def run(self, records: Iterable[tuple], ctx: RunContext) -> Iterator[Pair]:
         for cand, anchor, confounder in records:
             patches, ids, issues = [anchor.patch, confounder.patch], [anchor.id, confounder.id], [anchor.issue, confounder.issue]
-            texts = [mask_context(c.text, patches, ids, issues) for c in (anchor, confounder)]
+            texts = [mask_context(c.text, patches, ids, issues, self.mask_issues) for c in (anchor, confounder)]
             if not texts[0].strip() or not texts[1].strip():
                 ctx.reject(cand.source, "empty_context", "a trajectory rendered to no text", stage=self.name)
                 continue
@@ -114,7 +120,7 @@ def pair_stages(config: CodingBuildConfig, store: Path) -> list[Stage]:
     """Phase 2: the per-task stages, candidate in, verified pair out."""
     stages: list[Stage] = [
         LoadContexts(store),
-        MaskContexts(),
+        MaskContexts(config.mask_issues),
         VerifyPairs(coding_checks(config.max_length_ratio)),
     ]
     if config.judge != "none":

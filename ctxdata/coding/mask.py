@@ -31,6 +31,7 @@ span of `ISSUE_SHINGLE_WORDS` words of either issue becomes `ISSUE_MASK`.
 from __future__ import annotations
 
 import bisect
+import keyword
 import re
 from functools import lru_cache
 from typing import Sequence
@@ -40,8 +41,9 @@ from ctxdata.coding.patch import parse_patch
 PATCH_MASK = "[PATCH MASKED]"
 LINE_MASK = "[PATCH LINE MASKED]"
 ISSUE_MASK = "[ISSUE MASKED]"
+ISSUE_WORD_MASK = "[ISSUE WORD]"
 ID_MASK = "[INSTANCE]"
-MASK_MARKERS = (PATCH_MASK, LINE_MASK, ID_MASK)  # every marker a mask leaves; the shortcut audit counts these
+MASK_MARKERS = (PATCH_MASK, LINE_MASK, ISSUE_MASK, ISSUE_WORD_MASK, ID_MASK)  # every marker a mask leaves; the shortcut audit counts these
 MIN_SIGNIFICANT_CHARS = 8
 ISSUE_SHINGLE_WORDS = 8  # a verbatim run of this many words of an issue is a restatement of it
 _PUNCT_ONLY = re.compile(r"^[\W_]*$")
@@ -55,6 +57,19 @@ _WORD = re.compile(r"\w+")
 _LINE_NUMBER = re.compile(r"^\s*\d+[\t:-]")  # `cat -n`, `nl`, `grep -n` (and its context lines) number code lines
 _QUOTES = "`'\""
 THOUGHT_PREFIX = "THOUGHT: "
+MIN_ISSUE_WORD_CHARS = 3
+_MARKER_WORDS = frozenset(w.lower() for m in MASK_MARKERS for w in re.findall(r"\w+", m))
+# Words that name no topic: English function words and Python's keywords and commonest names. A
+# word only one issue uses is masked unless it is one of these.
+PLAIN_WORDS = frozenset(
+    """about above after again against all also although among and any are aren't because been before being below
+    between both but can cannot could did does doing down during each either else even ever every few for from
+    further had has have having her here hers him his how however into its itself just let like may might more
+    most much must neither nor not now off once one only other our ours out over own same she should since some
+    still such than that the their theirs them then there these they this those though through thus too two under
+    until upon very was were what when where whether which while who whom whose why will with within without would
+    yet you your yours also get got use used using make made see seems seem way well want need needs""".split()
+) | frozenset(k.lower() for k in keyword.kwlist) | {"self", "cls", "none", "true", "false"}
 # What ends the prose of a rendered thought: the action, the next step, the exit line, a step elision.
 _THOUGHT_ENDS = ("\n$ ", "\n## Step ", "\n(exit ", "\n[... ")
 
@@ -263,6 +278,54 @@ def mask_issue_spans(text: str, issues: Sequence[str], base: frozenset[str] = fr
     return "".join(out)
 
 
+@lru_cache(maxsize=1024)
+def _topic_words(issue: str) -> frozenset[str]:
+    """The lower-cased words of an issue that can name its topic (not `PLAIN_WORDS`, not short, not numbers)."""
+    words = {w.lower() for w in _WORD.findall(issue) if len(w) >= MIN_ISSUE_WORD_CHARS and not w.isdigit()}
+    return frozenset(words - PLAIN_WORDS)
+
+
+def distinctive_words(issues: Sequence[str]) -> list[str]:
+    """The topic words that exactly one of `issues` uses: what tells the issues apart, sorted.
+
+    The words of the mask markers are left out, so a marker is never masked inside another one.
+    """
+    counts: dict[str, int] = {}
+    for issue in issues:
+        for word in _topic_words(issue) - _MARKER_WORDS:
+            counts[word] = counts.get(word, 0) + 1
+    return sorted(w for w, n in counts.items() if n == 1)
+
+
+def mask_issue_words(text: str, words: Sequence[str]) -> str:
+    """Replace every whole-word, case-insensitive occurrence of `words` with ISSUE_WORD_MASK.
+
+    Code lines too: the code an issue names is the code its agent reads, so an issue's words in a
+    file view are the same topical cue as in a thought. Found with `str.find` on the lower-cased
+    text and a look at the neighbouring characters: one C-speed scan a word, not a regex callback
+    per word of the context.
+    """
+    lower = text.lower()
+    if not words or len(lower) != len(text):  # a few characters change length when lower-cased: leave such text
+        return text
+    hits: list[tuple[int, int]] = []
+    for word in words:
+        i = lower.find(word)
+        while i != -1:
+            j = i + len(word)
+            if not (i and (lower[i - 1].isalnum() or lower[i - 1] == "_")) and not (j < len(lower) and (lower[j].isalnum() or lower[j] == "_")):
+                hits.append((i, j))
+            i = lower.find(word, j)
+    if not hits:
+        return text
+    out, pos = [], 0
+    for i, j in sorted(hits):
+        out += (text[pos:i], ISSUE_WORD_MASK)
+        pos = j
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def id_tokens(ident: str) -> list[str]:
     """The id itself, plus its trailing issue/PR number when it has 4+ digits (`django__django-10097` -> 10097)."""
     tokens = [ident] if ident else []
@@ -301,18 +364,28 @@ def _mask_tokens(text: str, tokens: list[str]) -> str:
     return text
 
 
-def mask_context(text: str, patches: Sequence[str], ids: Sequence[str], issues: Sequence[str] = ()) -> str:
+ISSUE_MASKING = ("words", "spans", "none")  # how much of the two issues `mask_context` masks, most first
+
+
+def mask_context(text: str, patches: Sequence[str], ids: Sequence[str], issues: Sequence[str] = (), issue_masking: str = "words") -> str:
     """Mask, in an already rendered context, the answer lines of `patches`, restatements of `issues`, and `ids`.
 
-    Pass both patches, both issues and both ids of a pair, for both of its contexts: the masks are
-    then the same rule applied to the same inputs on each side.
+    `issue_masking` (one of ISSUE_MASKING): `spans` masks the code the issues quote and their
+    verbatim `ISSUE_SHINGLE_WORDS`-word spans; `words` also masks every topic word that only one
+    of the issues uses (`distinctive_words`); `none` masks no issue text. Pass both patches, both
+    issues and both ids of a pair, for both of its contexts: the masks are then the same rule
+    applied to the same inputs on each side.
     """
+    if issue_masking not in ISSUE_MASKING:
+        raise ValueError(f"issue_masking must be one of {ISSUE_MASKING}, got {issue_masking!r}")
     patches = tuple(patches)
     text = mask_lines(text, answer_lines(patches))
-    if issues:
+    if issues and issue_masking != "none":
         base = _base_lines(patches)
         code = sorted({line for issue in issues for line in issue_code_lines(issue, base)}, key=lambda s: (-len(s), s))
         text = mask_issue_spans(mask_lines(text, code, ISSUE_MASK), issues, base)
+        if issue_masking == "words":
+            text = mask_issue_words(text, distinctive_words(issues))
     return _mask_tokens(text, [t for ident in ids for t in id_tokens(ident)])
 
 
