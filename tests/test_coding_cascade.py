@@ -122,3 +122,20 @@ def test_sign_stage_drops_unusable_trajectories_with_reasons():
     assert ctx.stats["sign"].dropped == {"no_repo": 1, "no_patch": 1, "no_issue": 1, "unparsable_patch": 1}
     assert ctx.stats["dedupe"].dropped == {"duplicate_instance": 1}
     assert {r.kind for r in ctx.rejects} == {"record"}
+
+
+def test_the_most_confusable_sibling_is_chosen_by_issue_and_context_similarity():
+    from ctxdata.coding.similarity import line_minhash
+
+    shared = "\n".join(f"$ sed -n {i},{i + 20}p a.py" for i in range(0, 400, 20))
+    contexts = {"a": shared + "\n$ python repro.py", "b": "$ ls\n$ cat README", "c": shared + "\n$ pytest -q", "d": "$ pwd\n$ git log"}
+    sigs = [make_sig(k, issue=f"unrelated issue number {k} words") for k in contexts]
+    for sig in sigs:
+        sig.context_minhash = line_minhash(contexts[sig.id])
+    for seed in range(5):  # whatever the seeded order, the two runs that read alike pair up
+        pairs = {frozenset((c.anchor_id, c.confounder_id)) for c in mine_candidates(sigs, CascadeConfig(seed=seed))}
+        assert frozenset({"a", "c"}) in pairs, seed
+    # without stored contexts the choice falls back to issue similarity, then to the ids
+    for sig in sigs:
+        sig.context_minhash = None
+    assert frozenset({"a", "c"}) not in {frozenset((c.anchor_id, c.confounder_id)) for c in mine_candidates(sigs, CascadeConfig(seed=0))}
