@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from ctxdata.audit import AUDIT_MODES
 from ctxdata.audit.predictors import EDITED_DETECTORS, edited_target, predictors_for
 from ctxdata.audit.stats import accuracy, label_signs
 from ctxdata.errors import ConfigError, CtxdataError
 
-AUDIT_MODES = ("fast", "full", "off")
 AUDIT_VERSION = 1
 # Columns the audit reads: everything but the JSON-heavy checks.
 COLUMNS = ["domain", "query", "answer", "answer_confounder", "context_a_text", "context_b_text", "context_a_image",
@@ -65,12 +65,18 @@ def audit_rows(rows: list[dict[str, Any]], *, embed: bool) -> dict[str, Any]:
 
 
 def best_shortcut(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The shortcut predictor (any family but answer-evidence) with the highest fixed-direction accuracy."""
+    """The shortcut predictor (any family but answer-evidence) with the highest accuracy in its stated direction.
+
+    `strongest_either_way` names the one furthest from chance in either direction (a rule far below
+    0.5 is a cue read backwards); it is biased upwards on noise, so it is a flag, not the headline.
+    """
     scored = [r for r in results if r["shortcut"] and r["accuracy"] is not None]
     if not scored:
         return None
     best = max(scored, key=lambda r: (r["accuracy"], r["name"]))
-    return {k: best[k] for k in ("name", "family", "n", "accuracy", "ci")}
+    strongest = max(scored, key=lambda r: (r["either_way"], r["name"]))
+    return {**{k: best[k] for k in ("name", "family", "n", "accuracy", "ci")},
+            "strongest_either_way": {k: strongest[k] for k in ("name", "accuracy", "either_way")}}
 
 
 def edited_detector(rows: list[dict[str, Any]]) -> dict[str, Any]:

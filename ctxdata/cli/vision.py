@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ctxdata.cli._options import Out, Overwrite, Seed, ShardSize
+from ctxdata.cli._options import AuditMode, Out, Overwrite, Seed, ShardSize
 
 
 def _floats(text: str, what: str) -> tuple[float, float]:
@@ -41,6 +41,7 @@ def build_vision_cmd(
     difficulty: Annotated[Optional[str], typer.Option("--difficulty", help="Target VQA model for the pass@8 band filter (hf:<path> | openai:<base-url>).")] = None,
     difficulty_band: Annotated[str, typer.Option("--difficulty-band", help="Keep pairs the target solves in this fraction of samples.")] = "0.25,0.63",
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Images above this many pixels are rejected as decompression bombs.")] = 64_000_000,
+    audit: AuditMode = "fast",
     seed: Seed = 0,
     shard_size: ShardSize = 64,
     overwrite: Overwrite = False,
@@ -65,7 +66,7 @@ def build_vision_cmd(
         index_path=str(index_path) if index_path else None, sim_band=_floats(sim_band, "--sim-band"), answerer=answerer,
         blind_embedder=blind_embedder, blind_thresholds=_floats(blind_thresholds, "--blind-thresholds"), verifier=verifier,
         difficulty=difficulty, difficulty_band=_floats(difficulty_band, "--difficulty-band"), max_pixels=max_pixels,
-        seed=seed, shard_size=shard_size,
+        seed=seed, shard_size=shard_size, audit=audit,
     )
     with progress() as bar:
         task = bar.add_task("edit + verify (tasks)", total=None)
@@ -77,6 +78,10 @@ def build_vision_cmd(
     print_report(report)
     rows = [[s["strategy"], s["candidates"], s["kept"], ", ".join(f"{k}={v}" for k, v in sorted(s["rejected"].items())) or "-"] for s in report["strategies"]]
     print_table("per strategy", ["strategy", "candidates", "kept", "rejected by reason"], rows)
+    from ctxdata.audit.report import print_audit
+
+    if "audit" in report:
+        print_audit(report["audit"])
 
 
 def register(app: typer.Typer) -> None:

@@ -52,6 +52,7 @@ class VisionConfig:
     demo_families: int = 10  # demo pool: synthetic scene families (base + one edited sibling)
     seed: int = 0  # seeds edit choices, editors and the A/B labels
     shard_size: int = 64  # candidates per task / shard (the unit of resume)
+    audit: str = "fast"  # shortcut audit at the end: fast | full (adds MiniLM) | off; never changes the pairs
 
     def __post_init__(self) -> None:
         self.strategies = tuple(self.strategies)
@@ -67,6 +68,9 @@ class VisionConfig:
         self.blind_thresholds = tuple(float(v) for v in self.blind_thresholds)
         if self.shard_size < 1 or self.edits_per_image < 1 or self.k < 1 or self.difficulty_samples < 1:
             raise ConfigError("--shard-size, edits_per_image, k and difficulty_samples must be >= 1")
+        from ctxdata.audit.run import check_audit_mode
+
+        check_audit_mode(self.audit)
         if self.edit_model_path and self.edit_model not in ("sdxl", "instruct-pix2pix"):
             raise ConfigError(f"--edit-model-path is for the diffusion editors; set --edit-model sdxl or instruct-pix2pix (got {self.edit_model})")
 
@@ -264,7 +268,9 @@ def build_vision(config: VisionConfig, out, *, overwrite: bool = False, on_progr
     from pathlib import Path
 
     write_json(Path(out) / "report.json", report)
-    return report
+    from ctxdata.audit.run import audit_after_build
+
+    return audit_after_build(out, report, config.audit)
 
 
 __all__ = ["VisionConfig", "Candidate", "QARecord", "assign_labels", "plan_edits", "strategy_summary"]
