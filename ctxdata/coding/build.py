@@ -29,7 +29,8 @@ from ctxdata.parallel import worker_pool
 from ctxdata.pipeline import RunContext, Stage, run_stages
 from ctxdata.schema import Pair
 from ctxdata.verify.checks import VerifyPairs
-from ctxdata.coding.checks import coding_checks
+from ctxdata.coding.checks import NoShortcut, coding_checks
+from ctxdata.coding.shortcut import ShortcutCalibration, calibrate, calibration_sample, check_max_shortcut
 
 
 # Spawning workers costs ~1 s each; below these sizes one process is faster.
@@ -56,6 +57,7 @@ class CodingBuildConfig:
     max_context_tokens: int = 4096  # render budget per context (~4 chars per token)
     max_length_ratio: float = 2.0  # length band: max(len)/min(len) of the two contexts
     mask_issues: str = "words"  # words | spans | none: how much of both issues is masked in both contexts (see docs/coding.md)
+    max_shortcut: float | None = None  # drop pairs a calibrated structural/topical predictor is surer than this of (None: off)
     judge: str = "none"  # none | hf:<path or alias> | openai:<base-url>
     judge_threshold: float = 0.2  # judge margin needed to call a pair unambiguous
     shard_size: int = 256  # candidates per task / shard (the unit of resume)
@@ -74,6 +76,7 @@ class CodingBuildConfig:
             raise ConfigError("--shard-size must be >= 1")
         if self.mask_issues not in ISSUE_MASKING:
             raise ConfigError(f"--mask-issues must be one of {', '.join(ISSUE_MASKING)}, got {self.mask_issues!r}")
+        check_max_shortcut(self.max_shortcut)
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0 (0 = one per core), got {self.workers}")
         from ctxdata.audit.run import check_audit_mode
@@ -120,12 +123,13 @@ class MaskContexts(Stage):
             )
 
 
-def pair_stages(config: CodingBuildConfig, store: Path) -> list[Stage]:
-    """Phase 2: the per-task stages, candidate in, verified pair out."""
+def pair_stages(config: CodingBuildConfig, store: Path, calibration: ShortcutCalibration | None = None) -> list[Stage]:
+    """Phase 2: the per-task stages, candidate in, verified pair out (`calibration` when --max-shortcut is on)."""
+    shortcut = NoShortcut(calibration, config.max_shortcut) if calibration is not None and config.max_shortcut else None
     stages: list[Stage] = [
         LoadContexts(store),
         MaskContexts(config.mask_issues),
-        VerifyPairs(coding_checks(config.max_length_ratio)),
+        VerifyPairs(coding_checks(config.max_length_ratio, shortcut)),
     ]
     if config.judge != "none":
         from ctxdata.verify.judge import JudgePairs
@@ -198,10 +202,11 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
         del sigs
         output.write_input_rejects(ctx.rejects)
         inputs = ctx.counters.pop("inputs", 0)
+        calibration = calibrate_shortcuts(config, store, candidates) if config.max_shortcut else None
         tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
         pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
         on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
-        skipped = run_tasks(output, tasks, pair_stages(config, store), on_task=on_task,
+        skipped = run_tasks(output, tasks, pair_stages(config, store, calibration), on_task=on_task,
                             pool=pool if len(candidates) >= PARALLEL_MIN_CANDIDATES else None)
     shutil.rmtree(store, ignore_errors=True)  # rebuilt by phase 1 of any rerun
     read = ctx.stats["read"].n_out if "read" in ctx.stats else 0
@@ -210,6 +215,7 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
         "trajectories_signed": n_signed,
         "candidates": len(candidates),
         "resumed_tasks": skipped,
+        **({"shortcut_calibration": calibration.to_dict()} if calibration is not None else {}),
     })
     report["levels"] = _level_counts(report["methods"], candidates)
     write_json(output.out / "report.json", report)
@@ -218,6 +224,16 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
     from ctxdata.audit.run import audit_after_build
 
     return audit_after_build(output.out, report, config.audit)
+
+
+def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list[Candidate]) -> ShortcutCalibration:
+    """Mask a seeded sample of the candidates as phase 2 will, and calibrate the shortcut predictors on it.
+
+    The sample depends on the seed and the candidates only, so a resumed run calibrates the same.
+    """
+    sample = calibration_sample(candidates, config.seed)
+    pairs = list(run_stages([LoadContexts(store), MaskContexts(config.mask_issues)], sample, RunContext()))
+    return calibrate(pairs)
 
 
 def _level_counts(methods: dict[str, int], candidates: list[Candidate]) -> dict[str, dict[str, int]]:
