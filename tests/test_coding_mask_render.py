@@ -218,3 +218,14 @@ def test_words_only_one_issue_uses_are_masked_everywhere_in_both_contexts():
 
 
 W = ISSUE_WORD_MASK
+
+
+def test_a_word_both_contexts_use_alike_is_left_alone():
+    from ctxdata.coding.mask import mask_pair
+
+    issues = ["The django admin drops the query string", "Points lose a coordinate in distance"]
+    texts = ["$ python django/admin.py\ndjango django django query string", "$ python django/x.py\ndjango django distance"]
+    a, b = mask_pair(texts, [], [], issues)
+    assert "django" in a and "django" in b  # four and three uses: alike, so no topic cue
+    assert "query" not in a and "distance" not in b and ISSUE_WORD_MASK in a and ISSUE_WORD_MASK in b
+    assert "django" not in mask_pair(["django", "django django django django"], [], [], issues)[1]  # 1 vs 4 uses: a cue

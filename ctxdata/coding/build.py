@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateInstances, SignTrajectories, embed_issues, mine_candidates
-from ctxdata.coding.mask import ISSUE_MASKING, mask_context
+from ctxdata.coding.mask import ISSUE_MASKING, mask_pair
 from ctxdata.coding.readers import ReadTrajectories, discover_trace_files
 from ctxdata.coding.render import estimate_tokens
 from ctxdata.coding.similarity import line_jaccard
@@ -107,7 +107,7 @@ class MaskContexts(Stage):
     def run(self, records: Iterable[tuple], ctx: RunContext) -> Iterator[Pair]:
         for cand, anchor, confounder in records:
             patches, ids, issues = [anchor.patch, confounder.patch], [anchor.id, confounder.id], [anchor.issue, confounder.issue]
-            texts = [mask_context(c.text, patches, ids, issues, self.mask_issues) for c in (anchor, confounder)]
+            texts = mask_pair([anchor.text, confounder.text], patches, ids, issues, self.mask_issues)
             if not texts[0].strip() or not texts[1].strip():
                 ctx.reject(cand.source, "empty_context", "a trajectory rendered to no text", stage=self.name)
                 continue

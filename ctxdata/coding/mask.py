@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import keyword
 import re
+from collections import Counter
 from functools import lru_cache
 from typing import Sequence
 
@@ -58,6 +59,7 @@ _LINE_NUMBER = re.compile(r"^\s*\d+[\t:-]")  # `cat -n`, `nl`, `grep -n` (and it
 _QUOTES = "`'\""
 THOUGHT_PREFIX = "THOUGHT: "
 MIN_ISSUE_WORD_CHARS = 3
+ALIKE_MIN_USES, ALIKE_RATIO = 3, 1.5  # a word both contexts use this often, this evenly, is left unmasked
 _MARKER_WORDS = frozenset(w.lower() for m in MASK_MARKERS for w in re.findall(r"\w+", m))
 # Words that name no topic: English function words and Python's keywords and commonest names. A
 # word only one issue uses is masked unless it is one of these.
@@ -280,21 +282,36 @@ def mask_issue_spans(text: str, issues: Sequence[str], base: frozenset[str] = fr
 
 @lru_cache(maxsize=1024)
 def _topic_words(issue: str) -> frozenset[str]:
-    """The lower-cased words of an issue that can name its topic (not `PLAIN_WORDS`, not short, not numbers)."""
-    words = {w.lower() for w in _WORD.findall(issue) if len(w) >= MIN_ISSUE_WORD_CHARS and not w.isdigit()}
+    """The lower-cased words of an issue that can name its topic (not `PLAIN_WORDS`, not short, not numbers).
+
+    A code fence's language tag (```python) is markup, not a word of the issue.
+    """
+    text = re.sub(r"```[\w+-]*", " ", issue)
+    words = {w.lower() for w in _WORD.findall(text) if len(w) >= MIN_ISSUE_WORD_CHARS and not w.isdigit()}
     return frozenset(words - PLAIN_WORDS)
 
 
-def distinctive_words(issues: Sequence[str]) -> list[str]:
+def distinctive_words(issues: Sequence[str], contexts: Sequence[str] = ()) -> list[str]:
     """The topic words that exactly one of `issues` uses: what tells the issues apart, sorted.
 
-    The words of the mask markers are left out, so a marker is never masked inside another one.
+    With the pair's `contexts`, a word every context uses alike is left out (`_used_alike`): the
+    project's name or `python` in both runs tells the runs apart no better than a coin. The words
+    of the mask markers are left out too, so a marker is never masked inside another one.
     """
     counts: dict[str, int] = {}
     for issue in issues:
         for word in _topic_words(issue) - _MARKER_WORDS:
             counts[word] = counts.get(word, 0) + 1
-    return sorted(w for w, n in counts.items() if n == 1)
+    words = sorted(w for w, n in counts.items() if n == 1)
+    if len(contexts) < 2 or not words:
+        return words
+    uses = [Counter(_WORD.findall(text.lower())) for text in contexts]
+    return [w for w in words if not _used_alike([u[w] for u in uses])]
+
+
+def _used_alike(counts: list[int]) -> bool:
+    """Every context uses the word at least `ALIKE_MIN_USES` times, and none more than `ALIKE_RATIO` times another."""
+    return min(counts) >= ALIKE_MIN_USES and max(counts) <= ALIKE_RATIO * min(counts)
 
 
 def mask_issue_words(text: str, words: Sequence[str]) -> str:
@@ -367,14 +384,15 @@ def _mask_tokens(text: str, tokens: list[str]) -> str:
 ISSUE_MASKING = ("words", "spans", "none")  # how much of the two issues `mask_context` masks, most first
 
 
-def mask_context(text: str, patches: Sequence[str], ids: Sequence[str], issues: Sequence[str] = (), issue_masking: str = "words") -> str:
+def mask_context(text: str, patches: Sequence[str], ids: Sequence[str], issues: Sequence[str] = (),
+                 issue_masking: str = "words", issue_words: Sequence[str] | None = None) -> str:
     """Mask, in an already rendered context, the answer lines of `patches`, restatements of `issues`, and `ids`.
 
     `issue_masking` (one of ISSUE_MASKING): `spans` masks the code the issues quote and their
-    verbatim `ISSUE_SHINGLE_WORDS`-word spans; `words` also masks every topic word that only one
-    of the issues uses (`distinctive_words`); `none` masks no issue text. Pass both patches, both
-    issues and both ids of a pair, for both of its contexts: the masks are then the same rule
-    applied to the same inputs on each side.
+    verbatim `ISSUE_SHINGLE_WORDS`-word spans; `words` also masks `issue_words` (default: every
+    topic word only one of the issues uses, `distinctive_words`); `none` masks no issue text.
+    Pass both patches, both issues and both ids of a pair, for both of its contexts (`mask_pair`
+    does): the masks are then the same rule applied to the same inputs on each side.
     """
     if issue_masking not in ISSUE_MASKING:
         raise ValueError(f"issue_masking must be one of {ISSUE_MASKING}, got {issue_masking!r}")
@@ -385,8 +403,15 @@ def mask_context(text: str, patches: Sequence[str], ids: Sequence[str], issues: 
         code = sorted({line for issue in issues for line in issue_code_lines(issue, base)}, key=lambda s: (-len(s), s))
         text = mask_issue_spans(mask_lines(text, code, ISSUE_MASK), issues, base)
         if issue_masking == "words":
-            text = mask_issue_words(text, distinctive_words(issues))
+            text = mask_issue_words(text, distinctive_words(issues) if issue_words is None else issue_words)
     return _mask_tokens(text, [t for ident in ids for t in id_tokens(ident)])
+
+
+def mask_pair(texts: Sequence[str], patches: Sequence[str], ids: Sequence[str], issues: Sequence[str],
+              issue_masking: str = "words") -> list[str]:
+    """Both rendered contexts of a pair, masked by one rule: the distinctive words are chosen once, from both."""
+    words = distinctive_words(issues, texts) if issue_masking == "words" else None
+    return [mask_context(text, patches, ids, issues, issue_masking, words) for text in texts]
 
 
 def leaked_lines(text: str, patches: Sequence[str]) -> list[str]:
