@@ -35,7 +35,10 @@ import keyword
 import re
 from collections import Counter
 from functools import lru_cache
+from itertools import accumulate
 from typing import Sequence
+
+import numpy as np
 
 from ctxdata.coding.patch import parse_patch
 
@@ -55,6 +58,7 @@ _DIFF_LINE = re.compile(
     r"|rename (from|to) |old mode|new mode|Binary files )"
 )
 _WORD = re.compile(r"\w+")
+_WORD_SPLIT = re.compile(r"(\w+)")
 _LINE_NUMBER = re.compile(r"^\s*\d+[\t:-]")  # `cat -n`, `nl`, `grep -n` (and its context lines) number code lines
 _QUOTES = "`'\""
 THOUGHT_PREFIX = "THOUGHT: "
@@ -106,8 +110,8 @@ def answer_lines(patches: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1024)
-def issue_code_lines(issue: str, base: frozenset[str] = frozenset()) -> tuple[str, ...]:
-    """The significant code lines an issue quotes, longest first, except lines in `base` (code that already exists).
+def issue_code_lines(issue: str) -> tuple[str, ...]:
+    """The significant code lines an issue quotes, longest first.
 
     Code is what sits in a fenced (```) or indented block, a doctest line (`>>> `/`... `, prompt
     stripped), and an inline `code span` that is a statement or expression rather than a name
@@ -127,16 +131,33 @@ def issue_code_lines(issue: str, base: frozenset[str] = frozenset()) -> tuple[st
         for span in re.findall(r"`([^`\n]+)`", raw):
             if re.search(r"[^\w.]", span.strip()):
                 code.add(span.strip())
-    lines = {line for line in code if _is_significant(line) and line not in base}
+    lines = {line for line in code if _is_significant(line)}
     return tuple(sorted(lines, key=lambda line: (-len(line), line)))
 
 
 @lru_cache(maxsize=1024)
-def _issue_shingles(issue: str) -> tuple[frozenset[str], frozenset[tuple[str, ...]]]:
-    """(lower-cased words, `ISSUE_SHINGLE_WORDS`-word shingles) of an issue."""
+def _issue_shingles(issue: str) -> tuple[frozenset[tuple[str, ...]], np.ndarray]:
+    """(the `ISSUE_SHINGLE_WORDS`-word shingles of an issue, lower-cased, and their `_shingle_hashes`)."""
     words = [w.lower() for w in _WORD.findall(issue)]
     n = ISSUE_SHINGLE_WORDS
-    return frozenset(words), frozenset(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    return frozenset(tuple(words[i : i + n]) for i in range(len(words) - n + 1)), _shingle_hashes(words)
+
+
+def _shingle_hashes(words: list[str]) -> np.ndarray:
+    """A 64-bit hash of every run of `ISSUE_SHINGLE_WORDS` words, computed at numpy speed.
+
+    Built from Python's `hash()` of each word, which is salted per process: hashes are only ever
+    compared within one process, and every hit is confirmed by comparing the words themselves, so
+    the masks never depend on them.
+    """
+    n = ISSUE_SHINGLE_WORDS
+    if len(words) < n:
+        return np.zeros(0, dtype=np.uint64)
+    word_hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
+    out = np.zeros(len(words) - n + 1, dtype=np.uint64)
+    for k in range(n):
+        out = out * np.uint64(1_000_003) + word_hashes[k : len(words) - n + 1 + k]
+    return out
 
 
 def mask_diff_blocks(text: str) -> str:
@@ -237,49 +258,6 @@ def mask_lines(text: str, needles: Sequence[str], marker: str = LINE_MASK) -> st
     return "".join(out)
 
 
-def mask_issue_spans(text: str, issues: Sequence[str], base: frozenset[str] = frozenset()) -> str:
-    """Replace every verbatim run of `ISSUE_SHINGLE_WORDS`+ words of any of `issues`, inside one line, with ISSUE_MASK.
-
-    Lines in `base` (code the repository held before either fix) are left alone. Only runs of
-    words that all occur in an issue are looked up, so most of a context costs one set lookup a word.
-    """
-    n = ISSUE_SHINGLE_WORDS
-    tables = [_issue_shingles(issue) for issue in issues if issue]
-    if not tables or not text:
-        return text
-    vocab = frozenset().union(*(t[0] for t in tables))
-    shingles = frozenset().union(*(t[1] for t in tables))
-    spans: list[list[int]] = []
-    line_start = 0
-    for line in text.split("\n"):
-        if _LINE_NUMBER.sub("", line).strip() in base:
-            line_start += len(line) + 1
-            continue
-        words = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(line)]
-        run: list[tuple[int, int, str]] = []
-        for word in words + [(0, 0, "")]:  # a sentinel ends the last run
-            if word[2] and word[2] in vocab:
-                run.append(word)
-                continue
-            for i in range(len(run) - n + 1):
-                if tuple(w[2] for w in run[i : i + n]) in shingles:
-                    a, b = line_start + run[i][0], line_start + run[i + n - 1][1]
-                    if spans and a <= spans[-1][1]:
-                        spans[-1][1] = max(spans[-1][1], b)
-                    else:
-                        spans.append([a, b])
-            run = []
-        line_start += len(line) + 1
-    if not spans:
-        return text
-    out, pos = [], 0
-    for a, b in spans:
-        out += (text[pos:a], ISSUE_MASK)
-        pos = b
-    out.append(text[pos:])
-    return "".join(out)
-
-
 @lru_cache(maxsize=1024)
 def _topic_words(issue: str) -> frozenset[str]:
     """The lower-cased words of an issue that can name its topic (not `PLAIN_WORDS`, not short, not numbers).
@@ -298,14 +276,18 @@ def distinctive_words(issues: Sequence[str], contexts: Sequence[str] = ()) -> li
     project's name or `python` in both runs tells the runs apart no better than a coin. The words
     of the mask markers are left out too, so a marker is never masked inside another one.
     """
+    return _distinctive(issues, [_WORD.findall(text.lower()) for text in contexts])
+
+
+def _distinctive(issues: Sequence[str], context_words: Sequence[list[str]]) -> list[str]:
     counts: dict[str, int] = {}
     for issue in issues:
         for word in _topic_words(issue) - _MARKER_WORDS:
             counts[word] = counts.get(word, 0) + 1
     words = sorted(w for w, n in counts.items() if n == 1)
-    if len(contexts) < 2 or not words:
+    if len(context_words) < 2 or not words:
         return words
-    uses = [Counter(_WORD.findall(text.lower())) for text in contexts]
+    uses = [Counter(lowered) for lowered in context_words]
     return [w for w in words if not _used_alike([u[w] for u in uses])]
 
 
@@ -314,33 +296,46 @@ def _used_alike(counts: list[int]) -> bool:
     return min(counts) >= ALIKE_MIN_USES and max(counts) <= ALIKE_RATIO * min(counts)
 
 
-def mask_issue_words(text: str, words: Sequence[str]) -> str:
-    """Replace every whole-word, case-insensitive occurrence of `words` with ISSUE_WORD_MASK.
+def _restated_words(words: list[str], issues: Sequence[str], parts: list[str]) -> np.ndarray:
+    """A flag per word: it lies in a verbatim run of `ISSUE_SHINGLE_WORDS` words of an issue, inside one line."""
+    n = ISSUE_SHINGLE_WORDS
+    covered = np.zeros(len(words), dtype=bool)
+    tables = [_issue_shingles(issue) for issue in issues if issue]
+    if not tables or len(words) < n:
+        return covered
+    candidates = np.flatnonzero(np.isin(_shingle_hashes(words), np.concatenate([t[1] for t in tables])))
+    for i in candidates.tolist():
+        run = tuple(words[i : i + n])
+        if any(run in t[0] for t in tables) and "\n" not in "".join(parts[2 * i + 2 : 2 * (i + n) - 1 : 2]):
+            covered[i : i + n] = True
+    return covered
 
-    Code lines too: the code an issue names is the code its agent reads, so an issue's words in a
-    file view are the same topical cue as in a thought. Found with `str.find` on the lower-cased
-    text and a look at the neighbouring characters: one C-speed scan a word, not a regex callback
-    per word of the context.
+
+def _mask_issue_text(parts: list[str], words: list[str], issues: Sequence[str], base: frozenset[str], kill: frozenset[str]) -> str:
+    """One text, split around its words (`parts`, lower-cased `words`): restated runs -> ISSUE_MASK, `kill` words -> ISSUE_WORD_MASK.
+
+    A restated run on a line the repository already held (`base`, line numbers aside) is left alone.
     """
-    lower = text.lower()
-    if not words or len(lower) != len(text):  # a few characters change length when lower-cased: leave such text
-        return text
-    hits: list[tuple[int, int]] = []
-    for word in words:
-        i = lower.find(word)
-        while i != -1:
-            j = i + len(word)
-            if not (i and (lower[i - 1].isalnum() or lower[i - 1] == "_")) and not (j < len(lower) and (lower[j].isalnum() or lower[j] == "_")):
-                hits.append((i, j))
-            i = lower.find(word, j)
-    if not hits:
-        return text
-    out, pos = [], 0
-    for i, j in sorted(hits):
-        out += (text[pos:i], ISSUE_WORD_MASK)
-        pos = j
-    out.append(text[pos:])
-    return "".join(out)
+    covered = _restated_words(words, issues, parts)
+    if covered.any():
+        text = "".join(parts)
+        offsets = [0, *accumulate(map(len, parts))]  # word k spans offsets[2k+1]..offsets[2k+2]
+        firsts = np.flatnonzero(covered & ~np.r_[False, covered[:-1]]).tolist()
+        lasts = np.flatnonzero(covered & ~np.r_[covered[1:], False]).tolist()
+        for k, last in zip(firsts, lasts):
+            a, b = offsets[2 * k + 1], offsets[2 * last + 2]
+            line_end = text.find("\n", b)
+            line = text[text.rfind("\n", 0, a) + 1 : len(text) if line_end == -1 else line_end]
+            if base and _LINE_NUMBER.sub("", line).strip() in base:
+                covered[k : last + 1] = False
+                continue
+            parts[2 * k + 1] = ISSUE_MASK
+            parts[2 * k + 2 : 2 * last + 2] = [""] * (2 * (last - k))
+    if kill:
+        hits = np.fromiter(map(kill.__contains__, words), dtype=bool, count=len(words)) & ~covered
+        for k in np.flatnonzero(hits).tolist():
+            parts[2 * k + 1] = ISSUE_WORD_MASK
+    return "".join(parts)
 
 
 def id_tokens(ident: str) -> list[str]:
@@ -381,37 +376,38 @@ def _mask_tokens(text: str, tokens: list[str]) -> str:
     return text
 
 
-ISSUE_MASKING = ("words", "spans", "none")  # how much of the two issues `mask_context` masks, most first
+ISSUE_MASKING = ("words", "spans", "none")  # how much of the two issues `mask_pair` masks, most first
 
 
-def mask_context(text: str, patches: Sequence[str], ids: Sequence[str], issues: Sequence[str] = (),
-                 issue_masking: str = "words", issue_words: Sequence[str] | None = None) -> str:
-    """Mask, in an already rendered context, the answer lines of `patches`, restatements of `issues`, and `ids`.
+def mask_pair(texts: Sequence[str], patches: Sequence[str], ids: Sequence[str], issues: Sequence[str] = (),
+              issue_masking: str = "words") -> list[str]:
+    """Mask, in the rendered contexts of a pair, the answer lines of `patches`, restatements of `issues`, and `ids`.
 
-    `issue_masking` (one of ISSUE_MASKING): `spans` masks the code the issues quote and their
-    verbatim `ISSUE_SHINGLE_WORDS`-word spans; `words` also masks `issue_words` (default: every
-    topic word only one of the issues uses, `distinctive_words`); `none` masks no issue text.
-    Pass both patches, both issues and both ids of a pair, for both of its contexts (`mask_pair`
-    does): the masks are then the same rule applied to the same inputs on each side.
+    Pass both contexts, both patches, both issues and both ids: every mask is the same rule applied
+    to the same inputs on each side. `issue_masking` (one of ISSUE_MASKING): `spans` masks the code
+    the issues quote and their verbatim `ISSUE_SHINGLE_WORDS`-word runs; `words` also masks every
+    topic word only one issue uses (`distinctive_words`, chosen once from both contexts); `none`
+    masks no issue text. Each text is split into words once, at C speed.
     """
     if issue_masking not in ISSUE_MASKING:
         raise ValueError(f"issue_masking must be one of {ISSUE_MASKING}, got {issue_masking!r}")
     patches = tuple(patches)
-    text = mask_lines(text, answer_lines(patches))
+    needles = answer_lines(patches)
+    texts = [mask_lines(text, needles) for text in texts]
     if issues and issue_masking != "none":
         base = _base_lines(patches)
-        code = sorted({line for issue in issues for line in issue_code_lines(issue, base)}, key=lambda s: (-len(s), s))
-        text = mask_issue_spans(mask_lines(text, code, ISSUE_MASK), issues, base)
-        if issue_masking == "words":
-            text = mask_issue_words(text, distinctive_words(issues) if issue_words is None else issue_words)
-    return _mask_tokens(text, [t for ident in ids for t in id_tokens(ident)])
+        code = sorted({line for issue in issues for line in issue_code_lines(issue) if line not in base}, key=lambda s: (-len(s), s))
+        split = [_WORD_SPLIT.split(mask_lines(text, code, ISSUE_MASK)) for text in texts]
+        words = [list(map(str.lower, parts[1::2])) for parts in split]
+        kill = frozenset(_distinctive(issues, words) if issue_masking == "words" else ())
+        texts = [_mask_issue_text(parts, low, issues, base, kill) for parts, low in zip(split, words)]
+    tokens = [t for ident in ids for t in id_tokens(ident)]
+    return [_mask_tokens(text, tokens) for text in texts]
 
 
-def mask_pair(texts: Sequence[str], patches: Sequence[str], ids: Sequence[str], issues: Sequence[str],
-              issue_masking: str = "words") -> list[str]:
-    """Both rendered contexts of a pair, masked by one rule: the distinctive words are chosen once, from both."""
-    words = distinctive_words(issues, texts) if issue_masking == "words" else None
-    return [mask_context(text, patches, ids, issues, issue_masking, words) for text in texts]
+def mask_context(text: str, patches: Sequence[str], ids: Sequence[str], issues: Sequence[str] = (), issue_masking: str = "words") -> str:
+    """`mask_pair` for one context alone (the distinctive words then come from the issues only)."""
+    return mask_pair([text], patches, ids, issues, issue_masking)[0]
 
 
 def leaked_lines(text: str, patches: Sequence[str]) -> list[str]:
