@@ -33,7 +33,6 @@ from ctxdata.schema import Pair
 
 SHORTCUT_FAMILIES = ("structural", "topical")
 CALIBRATION_PAIRS = 1000  # most candidate pairs a calibration masks and scores (a seeded sample beyond that)
-L2 = 1.0  # ridge on the standardised score: keeps the weight finite when a cue separates the sample
 COMBINED = "combined"  # the name of the joint model over every shortcut predictor
 
 
@@ -89,7 +88,7 @@ def _features(raw: np.ndarray, scales: np.ndarray) -> np.ndarray:
 
 def calibrate(pairs: Sequence[Pair], names: Sequence[str] | None = None) -> ShortcutCalibration:
     """Fit each predictor's calibration (and the joint model) on `pairs`, whose labels are known."""
-    from ctxdata.audit.learned import fit_logistic
+    from ctxdata.audit.learned import L2, fit_logistic  # the audit's ridge: the joint model is its learned model's twin
 
     names = tuple(names or shortcut_predictor_names())
     rows = [pair_row(p) for p in pairs]
