@@ -18,7 +18,7 @@ from ctxdata.coding.store import ContextWriter, LoadContexts, StoreContexts
 from ctxdata.io import PairOutput, run_tasks
 from ctxdata.pipeline import RunContext, run_stages
 from ctxdata.verify.checks import VerifyPairs
-from ctxdata.verify.coding import coding_checks
+from ctxdata.coding.checks import coding_checks
 
 traces, out = Path(sys.argv[1]), Path(sys.argv[2])
 cascade = CascadeConfig(levels=("repo", "commit", "file", "function", "issue", "instance"), seed=0)
@@ -42,7 +42,7 @@ candidates = mine_candidates(signatures, cascade, ctx)
 # Phase 2: candidates -> verified pairs, 256 per shard.
 pair_stages = [
     LoadContexts(store),  # the two stored contexts, one seek and read each
-    MaskContexts(),  # mask both patches and both ids in both, place them as A/B by the label
+    MaskContexts("words"),  # mask both patches, both issues (their distinctive words) and both ids in both; place A/B by the label
     VerifyPairs(coding_checks(max_length_ratio=2.0)),  # differ, no leak, length band, no id shortcut
 ]
 output.write_input_rejects(ctx.rejects)

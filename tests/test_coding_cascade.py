@@ -223,3 +223,20 @@ def test_instance_pairs_come_first_and_leftover_runs_pair_with_siblings():
     many = [make_sig("t1", run=f"r{k}", patch=f"p{k}") for k in range(6)]
     assert {c.level for c in mine_candidates(many, CascadeConfig(max_pairs_per_trajectory=3))} == {"instance"}
     assert mine_candidates(many, CascadeConfig(levels=("repo", "file", "function", "issue"))) == []
+
+
+def test_the_most_confusable_sibling_is_chosen_by_issue_and_context_similarity():
+    from ctxdata.coding.similarity import line_minhash
+
+    shared = "\n".join(f"$ sed -n {i},{i + 20}p a.py" for i in range(0, 400, 20))
+    contexts = {"a": shared + "\n$ python repro.py", "b": "$ ls\n$ cat README", "c": shared + "\n$ pytest -q", "d": "$ pwd\n$ git log"}
+    sigs = [make_sig(k, issue=f"unrelated issue number {k} words") for k in contexts]
+    for sig in sigs:
+        sig.context_minhash = line_minhash(contexts[sig.id])
+    for seed in range(5):  # whatever the seeded order, the two runs that read alike pair up
+        pairs = {frozenset((c.anchor_id, c.confounder_id)) for c in mine_candidates(sigs, CascadeConfig(seed=seed))}
+        assert frozenset({"a", "c"}) in pairs, seed
+    # without stored contexts the choice falls back to issue similarity, then to the ids
+    for sig in sigs:
+        sig.context_minhash = None
+    assert frozenset({"a", "c"}) not in {frozenset((c.anchor_id, c.confounder_id)) for c in mine_candidates(sigs, CascadeConfig(seed=0))}

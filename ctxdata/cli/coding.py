@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ctxdata.cli._options import AuditMode, HashInputs, Out, Overwrite, Seed, ShardSize, trace_format_help
+from ctxdata.coding.mask import ISSUE_MASKING
 from ctxdata.coding.levels import LEVEL_DOCS, LEVELS
 
 LEVEL_HELP = "; ".join(f"{level} ({doc})" for level, doc in LEVEL_DOCS.items())
@@ -27,6 +28,8 @@ def build_coding_command(
     max_pairs_per_trajectory: Annotated[int, typer.Option("--max-pairs-per-trajectory", help="How many pairs one trajectory may appear in.")] = 1,
     max_context_tokens: Annotated[int, typer.Option("--max-context-tokens", help="Render budget per context (~4 characters per token).")] = 4096,
     max_length_ratio: Annotated[float, typer.Option("--max-length-ratio", help="Reject pairs whose context lengths differ by more than this factor.")] = 2.0,
+    mask_issues: Annotated[str, typer.Option("--mask-issues", help=f"{' | '.join(ISSUE_MASKING)}: mask both issues' distinctive words and restatements (words), only restatements and quoted code (spans), or nothing, in both contexts.")] = "words",
+    max_shortcut: Annotated[Optional[float], typer.Option("--max-shortcut", help="Drop pairs (reason `shortcut`) where a structural or topical cheap predictor, calibrated on this build's pairs, puts more than this probability on one context, e.g. 0.6 (default: off).")] = None,
     judge: Annotated[str, typer.Option("--judge", help="none | hf:<local path or smollm2-135m> | openai:<base-url>.")] = "none",
     judge_threshold: Annotated[float, typer.Option("--judge-threshold", help="Judge margin p(anchor) - p(confounder) needed to keep a pair.")] = 0.2,
     max_record_bytes: Annotated[int, typer.Option("--max-record-bytes", min=1, help="Reject a record (file or JSONL line) larger than this as record_too_large.")] = 64 << 20,
@@ -55,7 +58,8 @@ def build_coding_command(
         traces=[str(t) for t in traces], out=str(out), format=format, results=str(results) if results else None,
         levels=tuple(lv.strip() for lv in levels.split(",") if lv.strip()), min_level=min_level,
         issue_threshold=issue_threshold, issue_similarity=issue_similarity, max_pairs_per_trajectory=max_pairs_per_trajectory,
-        max_context_tokens=max_context_tokens, max_length_ratio=max_length_ratio, judge=judge, judge_threshold=judge_threshold, max_record_bytes=max_record_bytes, workers=workers, seed=seed,
+        max_context_tokens=max_context_tokens, max_length_ratio=max_length_ratio, mask_issues=mask_issues, max_shortcut=max_shortcut,
+        judge=judge, judge_threshold=judge_threshold, max_record_bytes=max_record_bytes, workers=workers, seed=seed,
         shard_size=shard_size, overwrite=overwrite, follow_symlinks=follow_symlinks, hash_inputs=hash_inputs, audit=audit,
     )
     with progress() as bar:

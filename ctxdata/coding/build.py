@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateRuns, SignTrajectories, embed_issues, mine_candidates
-from ctxdata.coding.mask import mask_context
+from ctxdata.coding.mask import ISSUE_MASKING, mask_pair
 from ctxdata.coding.formats.dispatch import check_fmt
 from ctxdata.coding.readers import TRACE_SUFFIXES, ReadTrajectories, discover_trace_files
 from ctxdata.coding.render import estimate_tokens
@@ -30,7 +30,8 @@ from ctxdata.parallel import worker_pool
 from ctxdata.pipeline import RunContext, Stage, run_stages
 from ctxdata.schema import Pair
 from ctxdata.verify.checks import VerifyPairs
-from ctxdata.verify.coding import coding_checks
+from ctxdata.coding.checks import NoShortcut, coding_checks
+from ctxdata.coding.shortcut import ShortcutCalibration, calibrate, calibration_sample, check_max_shortcut
 
 
 # Spawning workers costs ~1 s each; below these sizes one process is faster.
@@ -56,6 +57,8 @@ class CodingBuildConfig:
     seed: int = 0  # block order, anchor choice, A/B shuffle
     max_context_tokens: int = 4096  # render budget per context (~4 chars per token)
     max_length_ratio: float = 2.0  # length band: max(len)/min(len) of the two contexts
+    mask_issues: str = "words"  # words | spans | none: how much of both issues is masked in both contexts (see docs/coding.md)
+    max_shortcut: float | None = None  # drop pairs a calibrated structural/topical predictor is surer than this of (None: off)
     judge: str = "none"  # none | hf:<path or alias> | openai:<base-url>
     judge_threshold: float = 0.2  # judge margin needed to call a pair unambiguous
     shard_size: int = 256  # candidates per task / shard (the unit of resume)
@@ -74,6 +77,9 @@ class CodingBuildConfig:
             raise ConfigError("--max-context-tokens must be >= 64")
         if self.shard_size < 1:
             raise ConfigError("--shard-size must be >= 1")
+        if self.mask_issues not in ISSUE_MASKING:
+            raise ConfigError(f"--mask-issues must be one of {', '.join(ISSUE_MASKING)}, got {self.mask_issues!r}")
+        check_max_shortcut(self.max_shortcut)
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0 (0 = one per core), got {self.workers}")
         from ctxdata.audit.run import check_audit_mode
@@ -97,14 +103,17 @@ class CodingBuildConfig:
 
 
 class MaskContexts(Stage):
-    """(candidate, anchor, confounder) -> Pair: mask both patches and both ids in both rendered contexts."""
+    """(candidate, anchor, confounder) -> Pair: mask both patches, both issues and both ids in both rendered contexts."""
 
     name = "mask"
 
+    def __init__(self, mask_issues: str = "words") -> None:
+        self.mask_issues = mask_issues
+
     def run(self, records: Iterable[tuple], ctx: RunContext) -> Iterator[Pair]:
         for cand, anchor, confounder in records:
-            patches, ids = [anchor.patch, confounder.patch], [anchor.id, confounder.id]
-            texts = [mask_context(c.text, patches, ids) for c in (anchor, confounder)]
+            patches, ids, issues = [anchor.patch, confounder.patch], [anchor.id, confounder.id], [anchor.issue, confounder.issue]
+            texts = mask_pair([anchor.text, confounder.text], patches, ids, issues, self.mask_issues)
             if not texts[0].strip() or not texts[1].strip():
                 ctx.reject(cand.source, "empty_context", "a trajectory rendered to no text", stage=self.name)
                 continue
@@ -120,12 +129,13 @@ class MaskContexts(Stage):
             )
 
 
-def pair_stages(config: CodingBuildConfig, store: Path) -> list[Stage]:
-    """Phase 2: the per-task stages, candidate in, verified pair out."""
+def pair_stages(config: CodingBuildConfig, store: Path, calibration: ShortcutCalibration | None = None) -> list[Stage]:
+    """Phase 2: the per-task stages, candidate in, verified pair out (`calibration` when --max-shortcut is on)."""
+    shortcut = NoShortcut(calibration, config.max_shortcut) if calibration is not None and config.max_shortcut else None
     stages: list[Stage] = [
         LoadContexts(store),
-        MaskContexts(),
-        VerifyPairs(coding_checks(config.max_length_ratio)),
+        MaskContexts(config.mask_issues),
+        VerifyPairs(coding_checks(config.max_length_ratio, shortcut)),
     ]
     if config.judge != "none":
         from ctxdata.verify.judge import JudgePairs
@@ -199,10 +209,11 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
             del sigs
             output.write_input_rejects(ctx.rejects)
             inputs = ctx.counters.pop("inputs", 0)
+            calibration = calibrate_shortcuts(config, store, candidates) if config.max_shortcut else None
             tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
             pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
             on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
-            skipped = run_tasks(output, tasks, pair_stages(config, store), on_task=on_task,
+            skipped = run_tasks(output, tasks, pair_stages(config, store, calibration), on_task=on_task,
                                 pool=pool if len(candidates) >= PARALLEL_MIN_CANDIDATES else None)
     finally:  # rebuilt by phase 1 of any rerun; never left filling the disk after an error
         shutil.rmtree(store, ignore_errors=True)
@@ -212,6 +223,7 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
         "trajectories_signed": n_signed,
         "candidates": len(candidates),
         "resumed_tasks": skipped,
+        **({"shortcut_calibration": calibration.to_dict()} if calibration is not None else {}),
     })
     report["levels"] = _level_counts(report["methods"], candidates)
     write_json(output.out / "report.json", report)
@@ -220,6 +232,16 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
     from ctxdata.audit.run import audit_after_build
 
     return audit_after_build(output.out, report, config.audit)
+
+
+def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list[Candidate]) -> ShortcutCalibration:
+    """Mask a seeded sample of the candidates as phase 2 will, and calibrate the shortcut predictors on it.
+
+    The sample depends on the seed and the candidates only, so a resumed run calibrates the same.
+    """
+    sample = calibration_sample(candidates, config.seed)
+    pairs = list(run_stages([LoadContexts(store), MaskContexts(config.mask_issues)], sample, RunContext()))
+    return calibrate(pairs)
 
 
 def _level_counts(methods: dict[str, int], candidates: list[Candidate]) -> dict[str, dict[str, int]]:

@@ -88,6 +88,7 @@ class Signature:
     issue_minhash: np.ndarray
     patch_digest: str
     resolved: bool | None
+    context_minhash: np.ndarray | None = None  # `line_minhash` of the stored rendered context, once stored
     issue_vector: np.ndarray | None = None
     issue_text: str = ""  # kept only when issues are embedded, then cleared
     context: tuple | None = None  # the stored rendered context (`store.ContextRef`), once stored
@@ -232,6 +233,19 @@ def _window_candidates(members: np.ndarray, sims: list[np.ndarray]) -> tuple[np.
     return np.minimum(a, b), np.maximum(a, b), np.concatenate(sims).astype(np.float64)
 
 
+def _context_similarity(sigs: Sequence[Signature], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Estimated line Jaccard of the stored contexts of each pair (lo[k], hi[k]); zeros when contexts are not stored.
+
+    The hard negative for a trajectory is the sibling whose run reads most like its own: the same
+    commands and the same outputs, so only the decisive lines tell the two apart.
+    """
+    if not len(lo) or any(sigs[i].context_minhash is None for i in (*lo, *hi)):
+        return np.zeros(len(lo))
+    a = np.stack([sigs[i].context_minhash for i in lo])
+    b = np.stack([sigs[i].context_minhash for i in hi])
+    return (a == b).mean(axis=1)
+
+
 def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunContext | None = None) -> list[Candidate]:
     """Candidate pairs at the deepest level each reaches, deepest levels first, labels balanced."""
     blocking = [lv for lv in config.levels if lv in BLOCKING]
@@ -264,13 +278,13 @@ def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunCo
             if len(members) < 2:
                 continue
             # Compare each member with a bounded window of others, then match greedily, most
-            # similar issues first (ties by id), under the per-trajectory cap.
+            # confusable first (issue + context similarity, ties by id), under the per-trajectory cap.
             lo, hi, sim = _window_candidates(np.asarray(members), _window_similarities([sigs[i] for i in members], config.window))
             open_ = (digest[lo] != digest[hi]) & (used[lo] < cap) & (used[hi] < cap)
             if level != "instance":  # two runs of one task are an `instance` pair or none
                 open_ &= task[lo] != task[hi]
             lo, hi, sim = lo[open_], hi[open_], sim[open_]
-            for k in np.lexsort((hi, lo, id_rank[hi], id_rank[lo], -sim)):
+            for k in np.lexsort((hi, lo, id_rank[hi], id_rank[lo], -(sim + _context_similarity(sigs, lo, hi)))):
                 i, j = int(lo[k]), int(hi[k])
                 if used[i] >= cap or used[j] >= cap or (i, j) in seen:
                     continue

@@ -23,6 +23,7 @@ import orjson
 from ctxdata.coding.cascade import Candidate, Signature
 from ctxdata.coding.mask import mask_diff_blocks
 from ctxdata.coding.render import render_trajectory
+from ctxdata.coding.similarity import line_minhash
 from ctxdata.coding.trajectory import Step, Trajectory
 from ctxdata.errors import CtxdataError
 from ctxdata.io import named_os_error
@@ -127,7 +128,9 @@ class StoreContexts(Stage):
         for sig in records:
             if sig.trajectory is None:
                 raise ValueError("StoreContexts needs SignTrajectories(keep_trajectory=True) before it")
-            sig.context = self.writer.add(prepare_context(sig.trajectory, self.max_context_tokens))
+            stored = prepare_context(sig.trajectory, self.max_context_tokens)
+            sig.context = self.writer.add(stored)
+            sig.context_minhash = line_minhash(stored.text)  # for choosing the most confusable sibling
             sig.trajectory = None
             yield sig
 
