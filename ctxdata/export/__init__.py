@@ -78,7 +78,7 @@ def export_pairs(pairs_dir: str | Path, out: str | Path, config: ExportConfig) -
     if not pairs:
         raise CtxdataError(f"{pairs_dir} holds no pairs")
     counter = TokenCounter(config.tokenizer)
-    records, lengths, rejects, trimmed = [], [], [], 0
+    records, lengths, rejects, trimmed, vision_rows = [], [], [], 0, 0
     for index, pair in enumerate(pairs):
         try:
             fitted = fit_pair(pair, lambda p: target.make(p, index, config),
@@ -89,13 +89,13 @@ def export_pairs(pairs_dir: str | Path, out: str | Path, config: ExportConfig) -
         records.append(fitted.record)
         lengths.append(fitted.prompt_tokens)
         trimmed += fitted.trimmed_tokens > 0
+        vision_rows += pair["domain"] == "vision"
     by_reason: dict[str, int] = {}
     for reject in rejects:
         by_reason[reject["reason"]] = by_reason.get(reject["reason"], 0) + 1
     if not records:
         reasons = "; ".join(f"{reason}: {n}" for reason, n in by_reason.items())
         raise CtxdataError(f"nothing to export to {config.target}: all {len(pairs)} pairs were rejected ({reasons})")
-    vision_rows = sum(1 for r in records if r.get("images"))
     files = target.write(records, out, config)
     if target.scorer:
         scorer = out.parent / target.scorer
