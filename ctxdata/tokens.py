@@ -70,7 +70,11 @@ class TokenCounter:
 
     def chat_ids(self, messages: list[dict[str, Any]], **template_kwargs: Any) -> list[int]:
         """The prompt as the consumer tokenizes it: chat template with the generation prompt."""
-        return _ids(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, **template_kwargs))
+        return _ids(
+            self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, **template_kwargs)
+        )
 
     def chat_text(self, messages: list[dict[str, Any]], **template_kwargs: Any) -> str:
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **template_kwargs)
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **template_kwargs
+        )

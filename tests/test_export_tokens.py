@@ -24,7 +24,9 @@ def tok(tmp_path_factory):
 
 
 def long_trajectory(n_steps=40):
-    code = "\n".join(f"    def method_{i}(self, x): return self._cache.get(x, {i}) or compute({i}, x)" for i in range(30))
+    code = "\n".join(
+        f"    def method_{i}(self, x): return self._cache.get(x, {i}) or compute({i}, x)" for i in range(30)
+    )
     steps = [Step(f"Look at module {i}.", f"cat src/pkg/mod_{i}.py", code, 0) for i in range(n_steps)]
     return Trajectory(id="t", format="synth", source="x", steps=steps)
 
@@ -50,8 +52,16 @@ def test_build_coding_counts_context_tokens_with_the_given_tokenizer(tmp_path, t
 
     write_traces(SynthConfig(n=24, seed=3, kb=8), tmp_path / "traces", workers=1)
     budget = 300
-    report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "traces")], out=str(tmp_path / "pairs"), max_context_tokens=budget,
-                                            tokenizer=tok, max_length_ratio=10.0, workers=1))
+    report = build_coding(
+        CodingBuildConfig(
+            traces=[str(tmp_path / "traces")],
+            out=str(tmp_path / "pairs"),
+            max_context_tokens=budget,
+            tokenizer=tok,
+            max_length_ratio=10.0,
+            workers=1,
+        )
+    )
     assert report["pairs"] > 0
     ds = datasets.load_from_disk(str(tmp_path / "pairs"))
     counter = TokenCounter(tok)
@@ -71,6 +81,8 @@ def test_unknown_tokenizer_spec_is_a_clean_error(tmp_path):
 def test_default_tokenizer_is_the_packaged_smollm2_and_counts_its_chat_template():
     counter = TokenCounter()
     ids = counter.chat_ids([{"role": "user", "content": "Which context supports the answer? Output A or B directly."}])
-    text = counter.chat_text([{"role": "user", "content": "Which context supports the answer? Output A or B directly."}])
+    text = counter.chat_text(
+        [{"role": "user", "content": "Which context supports the answer? Output A or B directly."}]
+    )
     assert text.startswith("<|im_start|>") and text.endswith("<|im_start|>assistant\n")
     assert ids == counter.encode(text)  # the template's ids are the text's ids: one count, however it is taken

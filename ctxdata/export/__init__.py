@@ -54,7 +54,9 @@ class ExportConfig:
         if self.max_prompt_length is not None and self.max_prompt_length < 64:
             raise ConfigError("max_prompt_length must be >= 64 tokens (or unset to keep every prompt whole)")
         if self.system_prompt and self.target in NO_SYSTEM_PROMPT:
-            raise ConfigError(f"--system-prompt does not apply to {self.target}: its reader builds the user message itself")
+            raise ConfigError(
+                f"--system-prompt does not apply to {self.target}: its reader builds the user message itself"
+            )
         if self.env_class != "ctxdata_selection" and self.target == "skyrl":
             raise ConfigError("env_class must stay ctxdata_selection: that is the environment skyrl_env.py registers")
 
@@ -81,8 +83,13 @@ def export_pairs(pairs_dir: str | Path, out: str | Path, config: ExportConfig) -
     records, lengths, rejects, trimmed, vision_rows = [], [], [], 0, 0
     for index, pair in enumerate(pairs):
         try:
-            fitted = fit_pair(pair, lambda p: target.make(p, index, config),
-                              lambda p, r: target.measure(counter, p, r, config), counter, config.max_prompt_length)
+            fitted = fit_pair(
+                pair,
+                lambda p: target.make(p, index, config),
+                lambda p, r: target.measure(counter, p, r, config),
+                counter,
+                config.max_prompt_length,
+            )
         except RowRejected as exc:
             rejects.append({"pair_id": pair["pair_id"], "reason": exc.reason, "detail": exc.detail})
             continue
@@ -119,7 +126,9 @@ def export_pairs(pairs_dir: str | Path, out: str | Path, config: ExportConfig) -
         "config": asdict(config),
     }
     if vision_rows:
-        report["image_tokens_note"] = "vision prompt lengths count text only; each image adds its VLM processor's image tokens"
+        report["image_tokens_note"] = (
+            "vision prompt lengths count text only; each image adds its VLM processor's image tokens"
+        )
     report["settings"] = target.settings(report)
     report["rejects"] = rejects
     from ctxdata.io import atomic_write_text

@@ -82,8 +82,15 @@ def png_data_uri(data: bytes) -> str:
 
 
 def extra_info(pair: dict[str, Any], index: int, config: Any) -> dict[str, Any]:
-    return {"split": config.split, "index": index, "pair_id": pair["pair_id"], "method": pair["method"],
-            "domain": pair["domain"], "answer": pair["answer"], "similarity": float(pair["similarity"])}
+    return {
+        "split": config.split,
+        "index": index,
+        "pair_id": pair["pair_id"],
+        "method": pair["method"],
+        "domain": pair["domain"],
+        "answer": pair["answer"],
+        "similarity": float(pair["similarity"]),
+    }
 
 
 def write_jsonl(records: list[dict[str, Any]], out: Path) -> None:
@@ -114,4 +121,5 @@ def scorer_source(template: str) -> str:
     text = (SCORERS_DIR / template).read_text(encoding="utf-8")
     if SCORER_MARKER not in text:
         raise AssertionError(f"scorer template {template} lacks the {SCORER_MARKER!r} marker")
+    text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("# ruff: noqa"))
     return text.replace(SCORER_MARKER, parser.strip("\n"), 1)

@@ -16,7 +16,12 @@ from ctxdata.train.prompts import IMAGE_TOKEN, selection_text
 
 
 def make(pair: dict[str, Any], index: int, config: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {"problem": selection_text(pair, IMAGE_TOKEN), "answer": pair["label"], "pair_id": pair["pair_id"], "method": pair["method"]}
+    record: dict[str, Any] = {
+        "problem": selection_text(pair, IMAGE_TOKEN),
+        "answer": pair["label"],
+        "pair_id": pair["pair_id"],
+        "method": pair["method"],
+    }
     if pair["domain"] == "vision":
         record["images"] = image_cells(pair)
     return record

@@ -89,7 +89,9 @@ def fit_pair(
     if limit is None or n_tokens <= limit:
         return Fitted(record, n_tokens, 0)
     if pair["domain"] == "vision":
-        raise RowRejected("prompt over max_prompt_length (a vision prompt has no text context to trim)", f"{n_tokens} > {limit}")
+        raise RowRejected(
+            "prompt over max_prompt_length (a vision prompt has no text context to trim)", f"{n_tokens} > {limit}"
+        )
     a_ids, b_ids = counter.encode(pair["context_a_text"] or ""), counter.encode(pair["context_b_text"] or "")
     first_difference = _common_prefix(a_ids, b_ids)
     marker_cost = 2 * len(counter.encode(marker(10**6)))
@@ -99,11 +101,13 @@ def fit_pair(
         if cap < MIN_CONTEXT_TOKENS:
             raise RowRejected(
                 "prompt over max_prompt_length even with both contexts trimmed",
-                f"{n_tokens} tokens; the contexts would keep fewer than {MIN_CONTEXT_TOKENS} tokens each under {limit}",
+                f"{n_tokens} tokens; under {limit} each context would keep < {MIN_CONTEXT_TOKENS} tokens",
             )
         a_text, b_text = (cut_context(counter, ids, cap, first_difference) for ids in (a_ids, b_ids))
         if a_text == b_text:
-            raise RowRejected("trimming to max_prompt_length removed the difference between the contexts", f"cap {cap} tokens")
+            raise RowRejected(
+                "trimming to max_prompt_length removed the difference between the contexts", f"cap {cap} tokens"
+            )
         trimmed = {**pair, "context_a_text": a_text, "context_b_text": b_text}
         record = make(trimmed)
         fitted_tokens = measure(trimmed, record)
@@ -111,4 +115,7 @@ def fit_pair(
             removed = sum(max(0, n - cap) for n in (len(a_ids), len(b_ids)))
             return Fitted(record, fitted_tokens, removed)
         excess += fitted_tokens - limit  # re-tokenising at the cut points can cost a few tokens
-    raise RowRejected("prompt over max_prompt_length even with both contexts trimmed", f"still over {limit} after {MAX_ROUNDS} rounds")
+    raise RowRejected(
+        "prompt over max_prompt_length even with both contexts trimmed",
+        f"still over {limit} after {MAX_ROUNDS} rounds",
+    )

@@ -67,18 +67,23 @@ def settings(report: dict[str, Any]) -> list[str]:
     files, n = report["files"], report["max_prompt_length"]
     lines = []
     if "agentic" in files:
-        lines += [f"# SkyRL CA trainer (main_mini_swe_ct): data.choose_trajectory_data=\"['{Path(files['agentic']).resolve()}']\" "
-                  f"data.choose_trajectory_max_prompt_length={n}"]
+        lines += [
+            "# SkyRL CA trainer (main_mini_swe_ct): "
+            f"data.choose_trajectory_data=\"['{Path(files['agentic']).resolve()}']\" "
+            f"data.choose_trajectory_max_prompt_length={n}"
+        ]
     if "multimodal" in files:
         folder = Path(files["multimodal"]).resolve().parent
-        lines += [f"# EasyR1 fork: put {MULTIMODAL_FILE} beside your task rows; data.train_files=<that folder> "
-                  f"data.prompt_key=problem data.answer_key=answer data.image_dir={folder} data.max_prompt_length={n}"]
+        lines += [
+            f"# EasyR1 fork: put {MULTIMODAL_FILE} beside your task rows; data.train_files=<that folder> "
+            f"data.prompt_key=problem data.answer_key=answer data.image_dir={folder} data.max_prompt_length={n}"
+        ]
     return lines
 
 
 TARGET = Target(
     name="contextrl-paper",
-    docs="https://github.com/sijial430/ContextAwareRL (Training/SkyRL/.../ct_dataset.py, Training/EasyR1/verl/utils/dataset.py)",
+    docs="https://github.com/sijial430/ContextAwareRL (ct_dataset.py; Training/EasyR1/verl/utils/dataset.py)",
     out_help="a folder (agentic.jsonl, multimodal.jsonl, images/)",
     make=make,
     measure=measure,

@@ -17,8 +17,13 @@ from ctxdata.train.prompts import selection_messages
 
 
 def make(pair: dict[str, Any], index: int, config: Any) -> dict[str, Any]:
-    record = {"prompt": selection_messages(pair, system=config.system_prompt), "answer": pair["label"],
-              "pair_id": pair["pair_id"], "method": pair["method"], "domain": pair["domain"]}
+    record = {
+        "prompt": selection_messages(pair, system=config.system_prompt),
+        "answer": pair["label"],
+        "pair_id": pair["pair_id"],
+        "method": pair["method"],
+        "domain": pair["domain"],
+    }
     if pair["domain"] == "vision":
         record["images"] = [cell["bytes"] for cell in image_cells(pair)]
     return record
@@ -30,8 +35,15 @@ def write(records: list[dict[str, Any]], out: Path, config: Any) -> dict[str, Pa
     structured = any("images" in r for r in records)
     if structured:  # one Arrow type for the column: every content becomes a list of parts
         for r in records:
-            r["prompt"] = [{**m, "content": m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]}
-                           for m in r["prompt"]]
+            r["prompt"] = [
+                {
+                    **m,
+                    "content": m["content"]
+                    if isinstance(m["content"], list)
+                    else [{"type": "text", "text": m["content"]}],
+                }
+                for m in r["prompt"]
+            ]
             r.setdefault("images", [])
     ds = Dataset.from_list(records)
     if structured:
@@ -46,8 +58,10 @@ def settings(report: dict[str, Any]) -> list[str]:
     return [
         f"import sys; sys.path.insert(0, {str(scorer.parent)!r}); from trl_reward import selection_reward",
         f"train_dataset = datasets.load_from_disk({str(Path(files['data']).resolve())!r})",
-        "trainer = trl.GRPOTrainer(model=..., reward_funcs=[selection_reward], train_dataset=train_dataset, args=trl.GRPOConfig(...))",
-        f"# the longest prompt is {report['prompt_tokens']['max']} tokens: the model's context must hold it plus max_completion_length",
+        "trainer = trl.GRPOTrainer(model=..., reward_funcs=[selection_reward], train_dataset=train_dataset,"
+        " args=trl.GRPOConfig(...))",
+        f"# the longest prompt is {report['prompt_tokens']['max']} tokens:"
+        " the model's context must hold it plus max_completion_length",
     ]
 
 

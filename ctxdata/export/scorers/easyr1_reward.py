@@ -6,6 +6,8 @@ Self-contained (standard library only). EasyR1's batch reward format: a list of
 {response, response_length, ground_truth} in, a list of {overall, format, accuracy} out.
 """
 
+# ruff: noqa: F821  (chosen_letter and letter_score are pasted in at the marker below by the export)
+
 REWARD_NAME = "ctxdata_selection"
 REWARD_TYPE = "batch"
 
@@ -17,5 +19,7 @@ def compute_score(reward_inputs, **kwargs):
     scores = []
     for item in reward_inputs:
         accuracy = letter_score(item["response"], item["ground_truth"])
-        scores.append({"overall": accuracy, "format": float(chosen_letter(item["response"]) is not None), "accuracy": accuracy})
+        scores.append(
+            {"overall": accuracy, "format": float(chosen_letter(item["response"]) is not None), "accuracy": accuracy}
+        )
     return scores

@@ -10,6 +10,8 @@ or, from your own SkyRL entrypoint: `register_env()` before building the experim
 The scoring itself (`compute_score`) needs only the standard library.
 """
 
+# ruff: noqa: F821  (chosen_letter and letter_score are pasted in at the marker below by the export)
+
 ENV_ID = "ctxdata_selection"
 
 # {letter}
@@ -38,7 +40,9 @@ class ContextSelectionEnv(BaseTextEnv):
 
     def step(self, action):
         reward = compute_score(action, self.ground_truth)
-        return BaseTextEnvStepOutput(observations=[], reward=reward, done=True, metadata={"chosen": chosen_letter(action)})
+        return BaseTextEnvStepOutput(
+            observations=[], reward=reward, done=True, metadata={"chosen": chosen_letter(action)}
+        )
 
 
 def register_env():

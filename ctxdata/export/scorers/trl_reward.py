@@ -7,6 +7,8 @@ Self-contained (standard library only). TRL's reward signature: `answer` is the 
 completion is a string or a list of chat messages (the last one is scored).
 """
 
+# ruff: noqa: F821  (chosen_letter and letter_score are pasted in at the marker below by the export)
+
 # {letter}
 
 

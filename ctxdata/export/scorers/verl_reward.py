@@ -6,6 +6,8 @@ Self-contained (standard library only). The ground truth is the letter of the co
 the answer; a completion scores 1.0 when the letter it chose is that letter, else 0.0.
 """
 
+# ruff: noqa: F821  (chosen_letter and letter_score are pasted in at the marker below by the export)
+
 # {letter}
 
 
