@@ -367,3 +367,14 @@ def test_cli_export_prints_lengths_and_settings(coding_dir, tmp_path, tok):
     report = json.loads((tmp_path / "x.export.json").read_text())
     assert f"max {report['prompt_tokens']['max']}, p95 {report['prompt_tokens']['p95']}" in result.output
     assert f"trainer.max_prompt_length={report['max_prompt_length']}" in result.output
+
+
+def test_image_tokens_count_toward_vision_prompts_and_the_limit(vision_dir, tmp_path, tok):
+    text_only = export_pairs(vision_dir, tmp_path / "a.parquet", cfg("verl", tok))
+    assert "image_tokens_note" in text_only
+    with_images = export_pairs(vision_dir, tmp_path / "b.parquet", cfg("verl", tok, image_tokens=100))
+    assert with_images["prompt_tokens"]["max"] == text_only["prompt_tokens"]["max"] + 200
+    assert "image_tokens_note" not in with_images
+    limit = text_only["prompt_tokens"]["max"] + 150  # room for the text, not for two 100-token images
+    with pytest.raises(CtxdataError, match="no text context to trim"):
+        export_pairs(vision_dir, tmp_path / "c.parquet", cfg("verl", tok, image_tokens=100, max_prompt_length=limit))

@@ -32,6 +32,14 @@ def export(
         ),
     ] = None,
     tokenizer: TokenizerOpt = DEFAULT_TOKENIZER,
+    image_tokens: Annotated[
+        Optional[int],
+        typer.Option(
+            "--image-tokens",
+            min=0,
+            help="Tokens one image costs in your VLM (at your resize settings); added per image to vision prompts.",
+        ),
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="Split name written into extra_info (verl, skyrl).")] = "train",
     data_source: Annotated[
         str, typer.Option("--data-source", help="verl/skyrl `data_source`.")
@@ -65,6 +73,7 @@ def export(
         limit=limit,
         tokenizer=tokenizer,
         max_prompt_length=max_prompt_length,
+        image_tokens=image_tokens,
     )
     report = export_pairs(pairs, out, config)
     lengths = report["prompt_tokens"]

@@ -45,6 +45,7 @@ class ExportConfig:
     limit: int | None = None  # export only the first N pairs
     tokenizer: str = DEFAULT_TOKENIZER  # counts prompt tokens: alias, tokenizer folder or cached hub id
     max_prompt_length: int | None = None  # fit rows under N tokens (trim contexts) or reject; None: keep all whole
+    image_tokens: int | None = None  # tokens one image costs in the target VLM (added per image); None: text only
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -53,6 +54,10 @@ class ExportConfig:
             raise ConfigError("limit must be >= 1 (or unset)")
         if self.max_prompt_length is not None and self.max_prompt_length < 64:
             raise ConfigError("max_prompt_length must be >= 64 tokens (or unset to keep every prompt whole)")
+        if self.image_tokens is not None and self.image_tokens < 0:
+            raise ConfigError(
+                "image_tokens must be >= 0 (the tokens one image costs in your VLM at your resize settings)"
+            )
         if self.system_prompt and self.target in NO_SYSTEM_PROMPT:
             raise ConfigError(
                 f"--system-prompt does not apply to {self.target}: its reader builds the user message itself"
@@ -65,6 +70,11 @@ def percentile(values: list[int], q: float) -> int:
     """Nearest-rank percentile (an observed value, never interpolated)."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def image_tokens(pair: dict[str, Any], config: ExportConfig) -> int:
+    """What the two images add to a vision prompt: a VLM's processor decides it, so the user states it."""
+    return 2 * (config.image_tokens or 0) if pair["domain"] == "vision" else 0
 
 
 def sidecar_path(out: Path) -> Path:
@@ -86,7 +96,7 @@ def export_pairs(pairs_dir: str | Path, out: str | Path, config: ExportConfig) -
             fitted = fit_pair(
                 pair,
                 lambda p: target.make(p, index, config),
-                lambda p, r: target.measure(counter, p, r, config),
+                lambda p, r: target.measure(counter, p, r, config) + image_tokens(p, config),
                 counter,
                 config.max_prompt_length,
             )
@@ -125,9 +135,10 @@ def export_pairs(pairs_dir: str | Path, out: str | Path, config: ExportConfig) -
         "limit_note": target.limit_note,
         "config": asdict(config),
     }
-    if vision_rows:
+    if vision_rows and config.image_tokens is None:
         report["image_tokens_note"] = (
-            "vision prompt lengths count text only; each image adds its VLM processor's image tokens"
+            "vision prompt lengths count text only: a VLM trainer also counts each image's tokens, so set"
+            " --image-tokens to what one image costs in your VLM (at your trainer's resize settings)"
         )
     report["settings"] = target.settings(report)
     report["rejects"] = rejects
