@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,7 +31,6 @@ class Target:
     scorer: str | None  # template in scorers/ written next to the data
     settings: Callable[[dict[str, Any]], list[str]]  # report -> the exact settings to train on the export
     limit_note: str = ""  # what the consumer does with a prompt over its limit
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def messages(content: Any, system: bool) -> list[dict[str, Any]]:
