@@ -30,7 +30,7 @@ from ctxdata.pipeline import Reject, RunContext, Stage, StageStats, run_stages
 from ctxdata.schema import SCHEMA_VERSION, arrow_schema, features_dict
 
 # Config keys that do not change the data (so they neither block a resume nor enter the shards).
-VOLATILE_KEYS = frozenset({"out", "overwrite", "progress", "workers", "debug"})
+VOLATILE_KEYS = frozenset({"out", "overwrite", "progress", "workers", "debug", "audit"})
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

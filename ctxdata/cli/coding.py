@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ctxdata.cli._options import Out, Overwrite, Seed, ShardSize
+from ctxdata.cli._options import AuditMode, Out, Overwrite, Seed, ShardSize
 
 
 def build_coding_command(
@@ -27,6 +27,7 @@ def build_coding_command(
     judge_threshold: Annotated[float, typer.Option("--judge-threshold", help="Judge margin p(anchor) - p(confounder) needed to keep a pair.")] = 0.2,
     max_record_bytes: Annotated[int, typer.Option("--max-record-bytes", min=1, help="Reject a record (file or JSONL line) larger than this as record_too_large.")] = 64 << 20,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Processes for reading and building pairs (0 = one per core). Output is identical for any value.")] = 0,
+    audit: AuditMode = "fast",
     seed: Seed = 0,
     shard_size: ShardSize = 256,
     overwrite: Overwrite = False,
@@ -49,7 +50,7 @@ def build_coding_command(
         levels=tuple(lv.strip() for lv in levels.split(",") if lv.strip()), min_level=min_level,
         issue_threshold=issue_threshold, issue_similarity=issue_similarity, max_pairs_per_trajectory=max_pairs_per_trajectory,
         max_context_tokens=max_context_tokens, tokenizer=tokenizer, max_length_ratio=max_length_ratio, judge=judge, judge_threshold=judge_threshold, max_record_bytes=max_record_bytes, workers=workers, seed=seed,
-        shard_size=shard_size, overwrite=overwrite,
+        shard_size=shard_size, overwrite=overwrite, audit=audit,
     )
     with progress() as bar:
         report = build_coding(config, progress=bar)
@@ -59,6 +60,10 @@ def build_coding_command(
         from ctxdata.console import print_table
 
         print_table("cascade levels", ["level", "candidates", "pairs"], level_rows)
+    from ctxdata.audit.report import print_audit
+
+    if "audit" in report:
+        print_audit(report["audit"])
     console.print(f"wrote {report['pairs']} pairs to {out}  (load with datasets.load_from_disk({str(out)!r}))")
 
 

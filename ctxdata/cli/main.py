@@ -73,7 +73,7 @@ def _register() -> None:
     # Each module defines `register(app)`; a missing module (work in progress) is skipped.
     import importlib
 
-    for name in ("coding", "vision", "synth", "inspect", "view", "export", "hub", "train", "probe", "quickstart"):
+    for name in ("coding", "vision", "synth", "inspect", "audit", "view", "export", "hub", "train", "probe", "quickstart"):
         try:
             module = importlib.import_module(f"ctxdata.cli.{name}")
         except ModuleNotFoundError as exc:

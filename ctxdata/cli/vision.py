@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ctxdata.cli._options import Out, Overwrite, Seed, ShardSize
+from ctxdata.cli._options import AuditMode, Out, Overwrite, Seed, ShardSize
 
 
 def _floats(text: str, what: str) -> tuple[float, float]:
@@ -33,7 +33,13 @@ def build_vision_cmd(
     index: Annotated[str, typer.Option("--index", help="auto | flat | ivf | hnsw | numpy.")] = "auto",
     index_path: Annotated[Optional[Path], typer.Option("--index-path", help="Save the index here, or reload it when it exists.")] = None,
     neighbours: Annotated[int, typer.Option("--neighbours", "-k", min=1, help="Neighbours examined per image when mining.")] = 10,
-    sim_band: Annotated[str, typer.Option("--sim-band", help="Cosine band lo,hi the confounder must lie in (to the anchor).")] = "0.9,0.995",
+    sim_band: Annotated[str, typer.Option(
+        "--sim-band", help="Cosine band lo,hi the confounder must lie in (to the anchor); pixels decide duplicates.")] = "0.9,1",
+    near_copy: Annotated[float, typer.Option(
+        "--near-copy", min=0.0, max=1.0,
+        help="Same-size images with at most this fraction of pixels changed pass below the band (0: off).")] = 0.25,
+    blind_cosine: Annotated[float, typer.Option(
+        "--blind-cosine", help="Pairs at or above this cosine are counted as embedder-blind (MMVP).")] = 0.995,
     answerer: Annotated[Optional[str], typer.Option("--answerer", help="VQA model answering neighbours that lack the question: hf:<path> | openai:<base-url>.")] = None,
     blind_embedder: Annotated[Optional[str], typer.Option("--blind-embedder", help="Second embedder for MMVP-style blind pairs.")] = None,
     blind_thresholds: Annotated[str, typer.Option("--blind-thresholds", help="hi1,lo2: cosine above hi1 under --embedder, below lo2 under the blind one.")] = "0.95,0.6",
@@ -41,6 +47,7 @@ def build_vision_cmd(
     difficulty: Annotated[Optional[str], typer.Option("--difficulty", help="Target VQA model for the pass@8 band filter (hf:<path> | openai:<base-url>).")] = None,
     difficulty_band: Annotated[str, typer.Option("--difficulty-band", help="Keep pairs the target solves in this fraction of samples.")] = "0.25,0.63",
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Images above this many pixels are rejected as decompression bombs.")] = 64_000_000,
+    audit: AuditMode = "fast",
     seed: Seed = 0,
     shard_size: ShardSize = 64,
     overwrite: Overwrite = False,
@@ -62,10 +69,11 @@ def build_vision_cmd(
         pool=str(pool) if pool else None, strategies=tuple(s.strip() for s in strategy.split(",") if s.strip()),
         edit_model=edit_model, edit_model_path=str(edit_model_path) if edit_model_path else None, edit_steps=edit_steps,
         instructions=str(instructions) if instructions else None, edits_per_image=edits_per_image, embedder=embedder, index=index, k=neighbours,
-        index_path=str(index_path) if index_path else None, sim_band=_floats(sim_band, "--sim-band"), answerer=answerer,
+        index_path=str(index_path) if index_path else None, sim_band=_floats(sim_band, "--sim-band"),
+        near_copy=near_copy, embedder_blind=blind_cosine, answerer=answerer,
         blind_embedder=blind_embedder, blind_thresholds=_floats(blind_thresholds, "--blind-thresholds"), verifier=verifier,
         difficulty=difficulty, difficulty_band=_floats(difficulty_band, "--difficulty-band"), max_pixels=max_pixels,
-        seed=seed, shard_size=shard_size,
+        seed=seed, shard_size=shard_size, audit=audit,
     )
     with progress() as bar:
         task = bar.add_task("edit + verify (tasks)", total=None)
@@ -75,8 +83,13 @@ def build_vision_cmd(
 
         report = build_vision(config, out, overwrite=overwrite, on_progress=on_task)
     print_report(report)
-    rows = [[s["strategy"], s["candidates"], s["kept"], ", ".join(f"{k}={v}" for k, v in sorted(s["rejected"].items())) or "-"] for s in report["strategies"]]
-    print_table("per strategy", ["strategy", "candidates", "kept", "rejected by reason"], rows)
+    rows = [[s["strategy"], s["candidates"], s["kept"], s["embedder_blind"],
+             ", ".join(f"{k}={v}" for k, v in sorted(s["rejected"].items())) or "-"] for s in report["strategies"]]
+    print_table("per strategy", ["strategy", "candidates", "kept", "embedder-blind", "rejected by reason"], rows)
+    from ctxdata.audit.report import print_audit
+
+    if "audit" in report:
+        print_audit(report["audit"])
 
 
 def register(app: typer.Typer) -> None:

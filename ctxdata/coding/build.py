@@ -62,6 +62,7 @@ class CodingBuildConfig:
     max_record_bytes: int = 64 << 20  # a longer record (JSONL line) is rejected as record_too_large
     overwrite: bool = False  # replace an output folder written with another config
     workers: int = 1  # processes for reading and pair building (0 = one per core); output bytes do not depend on it
+    audit: str = "fast"  # shortcut audit at the end: fast | full (adds MiniLM) | off; never changes the pairs
     cascade: CascadeConfig = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +74,9 @@ class CodingBuildConfig:
             raise ConfigError("--shard-size must be >= 1")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0 (0 = one per core), got {self.workers}")
+        from ctxdata.audit.run import check_audit_mode
+
+        check_audit_mode(self.audit)
         self.cascade = CascadeConfig(
             levels=tuple(self.levels), min_level=self.min_level, issue_threshold=self.issue_threshold,
             issue_similarity=self.issue_similarity, max_pairs_per_trajectory=self.max_pairs_per_trajectory,
@@ -206,7 +210,9 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
     write_json(output.out / "report.json", report)
     if read == 0:
         raise CtxdataError(f"no trajectory could be read from {', '.join(config.traces)} ({inputs} records found); reasons in {output.out / 'rejects.jsonl'}")
-    return report
+    from ctxdata.audit.run import audit_after_build
+
+    return audit_after_build(output.out, report, config.audit)
 
 
 def _level_counts(methods: dict[str, int], candidates: list[Candidate]) -> dict[str, dict[str, int]]:

@@ -21,6 +21,7 @@ from ctxdata.coding.patch import parse_patch
 PATCH_MASK = "[PATCH MASKED]"
 LINE_MASK = "[PATCH LINE MASKED]"
 ID_MASK = "[INSTANCE]"
+MASK_MARKERS = (PATCH_MASK, LINE_MASK, ID_MASK)  # every marker a mask leaves; the shortcut audit counts these
 MIN_SIGNIFICANT_CHARS = 8
 _PUNCT_ONLY = re.compile(r"^[\W_]*$")
 # A unified diff: `diff --git` or a `---`/`+++` header pair, then hunks, up to the next non-diff line.
