@@ -67,9 +67,9 @@ def run_quickstart(cfg: QuickstartConfig, step: Callable[[str], None] = lambda n
     coding = timed("build-coding", lambda: _build_summary(build_coding(CodingBuildConfig(traces=[str(out / "traces")], out=str(out / "pairs-coding"), seed=cfg.seed, workers=1, overwrite=True))))
     vision = timed("build-vision", lambda: _build_summary(build_vision(VisionConfig(seed=cfg.seed), out / "pairs-vision")))
     if coding["pairs"]:
-        timed("export verl", lambda: export_pairs(out / "pairs-coding", out / "export" / "coding-verl.parquet", ExportConfig(target="verl")))
+        timed("export verl", lambda: export_pairs(out / "pairs-coding", out / "export" / "coding-verl.parquet", ExportConfig(target="verl", tokenizer=cfg.model)))
     if vision["pairs"]:
-        timed("export easyr1", lambda: export_pairs(out / "pairs-vision", out / "export" / "vision-easyr1.jsonl", ExportConfig(target="easyr1")))
+        timed("export easyr1", lambda: export_pairs(out / "pairs-vision", out / "export" / "vision-easyr1.jsonl", ExportConfig(target="easyr1", tokenizer=cfg.model)))
     timed("synth task", lambda: _task_summary(write_synth_task(SynthTaskConfig(n=cfg.task_pairs, seed=cfg.seed, heldout=0.3, filler=1), out / "task", overwrite=True)))
     timed("probe before", lambda: _probe(cfg.model, out, cfg, "before"))
     if cfg.train:

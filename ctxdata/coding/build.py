@@ -55,7 +55,8 @@ class CodingBuildConfig:
     window: int = 8  # partners compared per member of a block
     anchor: str = "resolved-first"  # resolved-first | random
     seed: int = 0  # block order, anchor choice, A/B shuffle
-    max_context_tokens: int = 4096  # render budget per context (~4 chars per token)
+    max_context_tokens: int = 4096  # render budget per context, in `tokenizer` tokens
+    tokenizer: str | None = None  # counts max_context_tokens (alias, tokenizer folder); None: ~4 characters per token
     max_length_ratio: float = 2.0  # length band: max(len)/min(len) of the two contexts
     mask_issues: str = "words"  # words | spans | none: how much of both issues is masked in both contexts (see docs/coding.md)
     max_shortcut: float | None = None  # drop pairs a calibrated structural/topical predictor is surer than this of (None: off)
@@ -149,7 +150,7 @@ def signature_stages(config: CodingBuildConfig, writer: ContextWriter) -> list[S
     return [
         ReadTrajectories(config.format, config.results, config.max_record_bytes, config.follow_symlinks),
         SignTrajectories(keep_issue_text=config.cascade.issue_similarity == "embedding", keep_trajectory=True),
-        StoreContexts(writer, config.max_context_tokens),
+        StoreContexts(writer, config.max_context_tokens, config.tokenizer),
     ]
 
 
