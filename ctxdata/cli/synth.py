@@ -67,6 +67,7 @@ def task(
     heldout: Annotated[float, typer.Option("--heldout", min=0.0, max=0.95, help="Fraction of pairs kept for evaluation (OUT/heldout, task-heldout.jsonl).")] = 0.2,
     kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated decisive-line kinds: test,returncode,version,path.")] = "test,returncode,version,path",
     filler: Annotated[int, typer.Option("--filler", min=0, help="Non-decisive commands per trace (~30 tokens each).")] = 3,
+    easy: Annotated[bool, typer.Option("--easy", help="Learnability control: the decisive line is `answer: <value>`.")] = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Write short tool-trace pairs that differ in one decisive line, plus verifiable task QA over them.
@@ -84,7 +85,8 @@ def task(
     from ctxdata.console import print_table, progress
     from ctxdata.train.synth_task import SynthTaskConfig, write_synth_task
 
-    config = SynthTaskConfig(n=n, seed=seed, heldout=heldout, kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), filler=filler)
+    config = SynthTaskConfig(n=n, seed=seed, heldout=heldout, kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), filler=filler,
+                             easy=easy)
     with progress() as bar:
         job = bar.add_task("building trace pairs", total=n)
         stats = write_synth_task(config, Path(out), overwrite=overwrite, on_progress=lambda k: bar.advance(job, k))
