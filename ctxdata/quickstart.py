@@ -33,7 +33,7 @@ class QuickstartConfig:
     easy: bool = False  # the easy task variant (the decisive line is `answer: <value>`)
     steps: int = 20  # ContextRL optimizer steps
     lam: float = 1.0  # L_CA weight (far above the paper's 0.001-0.01: tens of steps, not thousands)
-    learning_rate: float = 5e-5  # AdamW learning rate
+    learning_rate: float = 1e-5  # AdamW learning rate (Adam's first steps move every weight by ~lr: 5e-5 overshoots)
     ca_both_orders: bool = True  # L_CA pairs in both A/B orders (a letter preference cancels)
     probe_limit: int = 80  # held-out pairs probed before and after training (at most all of them)
     prefill: str = "Context"  # reply prefix before the letter is read (SmolLM2 otherwise starts "Output..."), in probe and L_CA alike
