@@ -40,6 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=30, help="L_CA-only optimizer steps per grid point")
     ap.add_argument("--batch", type=int, default=8, help="pairs per L_CA step")
     ap.add_argument("--prefill", default="Context")
+    ap.add_argument("--completion-length", type=int, default=8, help="GRPO completion tokens in the grad part (the quickstart's 8)")
     ap.add_argument("--grid", default="1e-5:one:paper:hard,1e-5:both:paper:hard,5e-5:both:paper:hard,5e-5:one:paper:hard",
                     help="comma-separated lr:one|both:paper|upper-clip:hard|easy")
     ap.add_argument("--work", default="/tmp/ctxdata-ca-diagnosis")
@@ -121,7 +122,7 @@ def part_grad(args, report: dict) -> None:
 
     data = build_data(args, False)
     cfg = TrainConfig(model=args.model, output_dir=str(Path(args.work) / "grad"), task_data=str(data / "task.jsonl"), pairs=[str(data)],
-                      objective="contextrl", num_generations=4, per_device_train_batch_size=8, max_completion_length=8,
+                      objective="contextrl", num_generations=4, per_device_train_batch_size=8, max_completion_length=args.completion_length,
                       max_prompt_length=512, ca_batch_size=args.batch, ca_prefill=args.prefill, ca_both_orders=True)
     setup = prepare(cfg)
     rows = []
@@ -136,10 +137,11 @@ def part_grad(args, report: dict) -> None:
         loss_ca.backward()
         g_ca = _grad_norm(setup.model)
         setup.model.zero_grad(set_to_none=True)
-        rows.append({"step": step, "grad_norm_grpo": g_grpo, "grad_norm_ca": g_ca, "ratio_ca_over_grpo": g_ca / max(g_grpo, 1e-12),
+        ratio = g_ca / g_grpo if g_grpo > 0 else None  # None: GRPO gave no gradient at all (every group zero-variance)
+        rows.append({"step": step, "grad_norm_grpo": g_grpo, "grad_norm_ca": g_ca, "ratio_ca_over_grpo": ratio,
                      "frac_zero_variance": batch["stats"]["frac_zero_variance"], "reward_mean": batch["stats"]["reward_mean"],
-                     "loss_ca": float(loss_ca)})
-        print(f"grad step {step}: ||g_GRPO|| {g_grpo:.3f}  ||g_CA|| {g_ca:.3f}  ratio {g_ca / max(g_grpo, 1e-12):.2f}  "
+                     "loss_ca": float(loss_ca.detach())})
+        print(f"grad step {step}: ||g_GRPO|| {g_grpo:.3f}  ||g_CA|| {g_ca:.3f}  ratio {'-' if ratio is None else f'{ratio:.2f}'}  "
               f"zero-variance groups {batch['stats']['frac_zero_variance']:.2f}", flush=True)
     report["grad"] = rows
 
@@ -185,7 +187,7 @@ def part_train(args, report: dict) -> None:
             gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
             optim.step()
             picked_a = [(d > 0) == (ex.correct == "A") for d, ex in zip(delta.tolist(), batch)]
-            steps.append({"step": step + 1, "loss_ca": float(loss), "ca_accuracy": float((delta > 0).float().mean()),
+            steps.append({"step": step + 1, "loss_ca": float(loss.detach()), "ca_accuracy": float((delta > 0).float().mean()),
                           "trapped": float((delta < -cfg.ca_clip).float().mean()), "saturated": float((delta > cfg.ca_clip).float().mean()),
                           "share_A": sum(picked_a) / len(batch), "grad_norm": gnorm, "mean_abs_delta": float(delta.abs().mean())})
             s = steps[-1]
