@@ -111,3 +111,10 @@ def test_both_orders_batches_hold_each_pair_twice_with_half_the_letters_a(tmp_pa
     assert [e.pair_id for e in sampler.batch(2)] == [e.pair_id for e in PairSampler(examples, 6, seed=1, both_orders=True).batch(2)]
     with pytest.raises(CtxdataError, match="even"):
         PairSampler(examples, 5, both_orders=True)
+
+
+def test_swapped_twin_of_a_vision_pair_swaps_the_images(tmp_path):
+    examples = load_selection_examples([write_pairs(tmp_path / "p", [make_pair(domain="vision", label="B")])])
+    ex = examples[0]
+    assert ex.swapped.images == [ex.images[1], ex.images[0]] and ex.swapped.correct == "A"
+    assert ex.swapped.anchor_context == ex.anchor_context == ex.images[1]
