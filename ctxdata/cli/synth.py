@@ -136,6 +136,9 @@ def task(
     filler: Annotated[
         int, typer.Option("--filler", min=0, help="Non-decisive commands per trace (~30 tokens each).")
     ] = 3,
+    easy: Annotated[
+        bool, typer.Option("--easy", help="Learnability control: the decisive line is `answer: <value>`.")
+    ] = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Write short tool-trace pairs that differ in one decisive line, plus verifiable task QA over them.
@@ -154,7 +157,8 @@ def task(
     from ctxdata.train.synth_task import SynthTaskConfig, write_synth_task
 
     config = SynthTaskConfig(
-        n=n, seed=seed, heldout=heldout, kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), filler=filler
+        n=n, seed=seed, heldout=heldout, kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), filler=filler,
+        easy=easy,
     )
     with progress() as bar:
         job = bar.add_task("building trace pairs", total=n)
