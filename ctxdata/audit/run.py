@@ -7,7 +7,6 @@ default of `ctxdata audit`), `off`.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -66,7 +65,6 @@ def audit_rows(
     Returns the JSON stored in `report.json["audit"]`. `on_predictor(name, total)` is called
     before each predictor runs (for progress bars; MiniLM takes minutes).
     """
-    started = time.perf_counter()
     by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_domain[r["domain"]].append(r)
@@ -89,7 +87,6 @@ def audit_rows(
         "mode": "full" if embed else "fast",
         "n": len(rows),
         "domains": domains,
-        "seconds": round(time.perf_counter() - started, 2),
     }
 
 
