@@ -47,6 +47,11 @@ def chat_tokens(counter: TokenCounter, pair: dict[str, Any], config: Any) -> int
     return len(counter.chat_ids(messages(selection_text(pair, IMAGE_TOKEN), config.system_prompt)))
 
 
+def measure_chat(counter: TokenCounter, pair: dict[str, Any], record: dict[str, Any], config: Any) -> int:
+    """`Target.measure` for the consumers that count `chat_tokens` (the record adds nothing to the prompt)."""
+    return chat_tokens(counter, pair, config)
+
+
 def image_cells(pair: dict[str, Any]) -> list[dict[str, Any]]:
     """The two context images (A, B) as {bytes, path} cells, checked to decode."""
     from PIL import Image

@@ -11,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ctxdata.export.common import Target, chat_tokens, extra_info, image_cells, messages, png_data_uri, write_jsonl
+from ctxdata.export.common import (
+    Target,
+    extra_info,
+    image_cells,
+    measure_chat,
+    messages,
+    png_data_uri,
+    write_jsonl,
+)
 from ctxdata.train.prompts import INSTRUCTION, selection_text
 
 
@@ -62,7 +70,7 @@ TARGET = Target(
     docs="https://skyrl.readthedocs.io/en/latest/datasets/dataset-preparation.html",
     out_help="a .jsonl file",
     make=make,
-    measure=lambda counter, pair, record, config: chat_tokens(counter, pair, config),
+    measure=measure_chat,
     write=write,
     scorer="skyrl_env.py",
     settings=settings,

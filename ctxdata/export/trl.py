@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ctxdata.export.common import Target, chat_tokens, image_cells
+from ctxdata.export.common import Target, image_cells, measure_chat
 from ctxdata.train.prompts import selection_messages
 
 
@@ -70,7 +70,7 @@ TARGET = Target(
     docs="https://huggingface.co/docs/trl/main/en/dataset_formats",
     out_help="a folder (datasets.save_to_disk)",
     make=make,
-    measure=lambda counter, pair, record, config: chat_tokens(counter, pair, config),
+    measure=measure_chat,
     write=write,
     scorer="trl_reward.py",
     settings=settings,

@@ -10,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ctxdata.export.common import Target, chat_tokens, extra_info, image_cells, messages
+from ctxdata.export.common import (
+    Target,
+    extra_info,
+    image_cells,
+    measure_chat,
+    messages,
+)
 from ctxdata.train.prompts import IMAGE_TOKEN, selection_text
 
 ABILITY = "context_selection"
@@ -64,7 +70,7 @@ TARGET = Target(
     docs="https://verl.readthedocs.io/en/latest/preparation/prepare_data.html",
     out_help="a .parquet file",
     make=make,
-    measure=lambda counter, pair, record, config: chat_tokens(counter, pair, config),
+    measure=measure_chat,
     write=write,
     scorer="verl_reward.py",
     settings=settings,
