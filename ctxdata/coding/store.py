@@ -124,10 +124,10 @@ class StoreContexts(Stage):
         self.tokenizer = tokenizer  # a ctxdata.tokens spec; None: ~4 characters per token
 
     def run(self, records: Iterable[Signature], ctx: RunContext) -> Iterator[Signature]:
+        count = TokenCounter(self.tokenizer).count if self.tokenizer else None
         for sig in records:
             if sig.trajectory is None:
                 raise ValueError("StoreContexts needs SignTrajectories(keep_trajectory=True) before it")
-            count = TokenCounter(self.tokenizer).count if self.tokenizer else None
             stored = prepare_context(sig.trajectory, self.max_context_tokens, count)
             sig.context = self.writer.add(stored)
             sig.context_minhash = line_minhash(stored.text)  # for choosing the most confusable sibling
