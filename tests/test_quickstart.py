@@ -19,7 +19,36 @@ def test_quickstart_runs_end_to_end_on_a_tiny_model(tmp_path, monkeypatch):
     assert summary["export easyr1"]["exported"] == summary["build-vision"]["pairs"]
     assert summary["probe before"]["n"] == summary["probe after"]["n"] == 4
     assert (out / "run-contextrl" / "metrics.jsonl").exists()
-    assert "probe accuracy on held-out trace pairs: before" in result.output
+    assert "probe accuracy on held-out trace pairs: before" in result.output and "(n=4, never trained on)" in result.output
+    assert_heldout_never_trained_on(out)
     import datasets
 
     assert len(datasets.load_from_disk(str(out / "pairs-vision"))) == summary["build-vision"]["pairs"]
+
+
+def assert_heldout_never_trained_on(out):
+    """No held-out pair, trace or task item reaches training: not as an L_CA pair, not in a task prompt."""
+    from ctxdata.io import iter_rows
+    from ctxdata.train.data import load_task_data
+
+    cfg = json.loads((out / "run-contextrl" / "train_config.json").read_text())
+    heldout = list(iter_rows(out / "task" / "heldout"))
+    assert heldout
+    trained_pairs = [row for folder in cfg["pairs"] for row in iter_rows(folder)]
+    task_rows = load_task_data(cfg["task_data"])
+    assert trained_pairs and task_rows
+    assert not {r["pair_id"] for r in heldout} & {r["pair_id"] for r in trained_pairs}
+    assert not {r["pair_id"] for r in heldout} & {r["pair_id"] for r in task_rows}
+    trained_text = "\n".join([r["context_a_text"] + r["context_b_text"] for r in trained_pairs] + [r["prompt"] for r in task_rows])
+    assert not [r["pair_id"] for r in heldout if r["context_a_text"] in trained_text or r["context_b_text"] in trained_text]
+
+
+def test_verdict_says_whether_the_intervals_separate():
+    from ctxdata.quickstart import verdict
+
+    before = {"accuracy": 0.5, "ci_low": 0.39, "ci_high": 0.61, "n": 80}
+    up = verdict(before, {"accuracy": 0.8, "ci_low": 0.70, "ci_high": 0.87, "n": 80}, 20, easy=False)
+    assert up.endswith("ContextRL raised it (the after-interval lies above the before-interval)") and "(n=80, never trained on)" in up
+    flat = verdict(before, {"accuracy": 0.6, "ci_low": 0.49, "ci_high": 0.70, "n": 80}, 20, easy=True)
+    assert "(easy variant)" in flat and "no separation" in flat
+    assert verdict(before, None, 20, easy=False).endswith("0.500 [0.390, 0.610] (n=80)")

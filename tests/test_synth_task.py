@@ -98,3 +98,11 @@ def test_cli_synth_task(tmp_path):
     assert methods <= {"synth:test", "synth:path"} and methods
     bad = CliRunner().invoke(app, ["synth", "task", "--n", "12", "--kinds", "bogus", "--out", str(tmp_path / "u")])
     assert bad.exit_code != 0
+
+
+def test_easy_variant_states_the_answer_verbatim_in_the_only_differing_line():
+    for index in range(12):
+        tp = make_trace_pair(index, SynthTaskConfig(n=12, easy=True))
+        diff = differing_lines(tp.anchor_trace, tp.confounder_trace)
+        assert diff == [(f"answer: {tp.anchor_answer}", f"answer: {tp.confounder_answer}")]
+        assert tp.anchor_answer != tp.confounder_answer

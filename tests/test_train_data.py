@@ -85,3 +85,37 @@ def test_task_data_jsonl_parquet_and_errors(tmp_path):
     bad.write_text("[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(CtxdataError, match=r"bad\.jsonl:1: not valid JSON \(JSON nested deeper"):
         load_task_data(bad)
+
+
+def test_swapped_twin_moves_the_anchor_and_its_letter(tmp_path):
+    from ctxdata.train.data import swap_contexts
+
+    row = make_pair(label="A", context_a_text="$ pytest\n1 passed", context_b_text="$ pytest\n1 failed").to_row()
+    twin = swap_contexts(row)
+    assert (twin["label"], twin["context_a_text"], twin["context_b_text"]) == ("B", row["context_b_text"], row["context_a_text"])
+    examples = load_selection_examples([write_pairs(tmp_path / "p", [make_pair(label="A")])])
+    ex = examples[0]
+    assert (ex.correct, ex.swapped.correct, ex.swapped.wrong) == ("A", "B", "A")
+    assert ex.swapped.anchor_context == ex.anchor_context and ex.swapped.swapped is None
+    a, b = ex.messages[-1]["content"], ex.swapped.messages[-1]["content"]
+    assert a.index("1 passed") < a.index("Context B") < b.index("1 passed")
+
+
+def test_both_orders_batches_hold_each_pair_twice_with_half_the_letters_a(tmp_path):
+    pairs = [make_pair(query=f"q{i}", label="A") for i in range(10)]  # every stored label is A: the letter alone would win
+    examples = load_selection_examples([write_pairs(tmp_path / "p", pairs)])
+    sampler = PairSampler(examples, 6, seed=1, both_orders=True)
+    for step in range(3):
+        batch = sampler.batch(step)
+        assert len(batch) == 6 and [e.correct for e in batch] == ["A", "B"] * 3
+        assert [e.pair_id for e in batch[::2]] == [e.pair_id for e in batch[1::2]] and len({e.pair_id for e in batch}) == 3
+    assert [e.pair_id for e in sampler.batch(2)] == [e.pair_id for e in PairSampler(examples, 6, seed=1, both_orders=True).batch(2)]
+    with pytest.raises(CtxdataError, match="even"):
+        PairSampler(examples, 5, both_orders=True)
+
+
+def test_swapped_twin_of_a_vision_pair_swaps_the_images(tmp_path):
+    examples = load_selection_examples([write_pairs(tmp_path / "p", [make_pair(domain="vision", label="B")])])
+    ex = examples[0]
+    assert ex.swapped.images == [ex.images[1], ex.images[0]] and ex.swapped.correct == "A"
+    assert ex.swapped.anchor_context == ex.anchor_context == ex.images[1]

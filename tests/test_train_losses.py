@@ -146,3 +146,14 @@ def test_kl_bias_correction_changes_gradient_not_value():
     # d/dnew k3 = 1 - exp(ref - new); with the ratio factor (value 1) the gradient gains + k3; token mean over 2
     assert g_plain[0].tolist() == pytest.approx(((1 - torch.exp(d)) / 2)[0].tolist(), rel=1e-6)
     assert g_corr[0].tolist() == pytest.approx(((1 - torch.exp(d) + k3) / 2)[0].tolist(), rel=1e-6)
+
+
+def test_upper_clip_form_keeps_the_gradient_of_confidently_wrong_pairs():
+    delta = torch.tensor([-9.0, -1.0, 7.0], requires_grad=True)
+    loss, per_item = context_awareness_loss(delta, clip=5.0, form="upper-clip")
+    assert per_item.detach().tolist() == pytest.approx([-math.log(_sigmoid(d)) for d in (-9.0, -1.0, 5.0)], rel=1e-6)
+    loss.backward()
+    # the trapped pair (-9) now pulls with -sigmoid(9)/3 ~ -1/3; the confidently right one still stops
+    assert delta.grad.tolist() == pytest.approx([-_sigmoid(9.0) / 3, -_sigmoid(1.0) / 3, 0.0], rel=1e-6)
+    with pytest.raises(ValueError, match="paper, upper-clip"):
+        context_awareness_loss(delta, form="softclip")

@@ -85,7 +85,7 @@ def test_two_steps_of_every_objective(workdir, tmp_path, objective, backend):
             assert math.isfinite(r[key]), (key, r)
         assert 0.0 <= r["frac_zero_variance"] <= 1.0 and math.isfinite(r["reward_mean"])
     if objective == "contextrl":
-        assert all(0.0 <= r["ca_accuracy"] <= 1.0 and r["loss_ca"] > 0 for r in grpo)
+        assert all(0.0 <= r["ca_accuracy"] <= 1.0 and r["loss_ca"] > 0 and 0.0 <= r["ca_trapped"] <= 1.0 for r in grpo)
     if objective == "da-sft":
         sft = [r for r in rows if r["phase"] == "sft"]
         assert len(sft) == 2 and all(math.isfinite(r["loss_sft"]) for r in sft)
@@ -93,6 +93,17 @@ def test_two_steps_of_every_objective(workdir, tmp_path, objective, backend):
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed, "no parameter changed after training"
     assert result["last"]["step"] == 2
+
+
+@pytest.mark.parametrize("backend", ["native", "trl"])
+def test_contextrl_variants_both_orders_and_upper_clip_train(workdir, tmp_path, backend):
+    cfg = _cfg(workdir, tmp_path / "run", backend=backend, ca_batch_size=4, ca_both_orders=True, ca_loss="upper-clip", ca_clip=0.01)
+    _run(cfg)
+    grpo = [r for r in read_metrics(tmp_path / "run") if r["phase"] == "grpo"]
+    # with c = 0.01 nearly every wrong pair lies beyond -c: the paper's clamp would trap it, upper-clip still trains on it
+    assert all(math.isfinite(r["loss_ca"]) and 0.0 <= r["ca_trapped"] <= 1.0 for r in grpo)
+    if backend == "native":
+        assert all(r["grad_norm"] > 0 for r in grpo)
 
 
 def test_native_resume_replays_the_same_step(workdir, tmp_path):
@@ -134,6 +145,8 @@ def test_existing_checkpoints_need_resume(workdir, tmp_path):
         ({"per_device_train_batch_size": 3}, "divisible"),
         ({"objective": "ppo"}, "contextrl, grpo"),
         ({"reward_funcs": ["bleu"]}, "exact_match"),
+        ({"ca_loss": "softclip"}, "paper, upper-clip"),
+        ({"ca_both_orders": True, "ca_batch_size": 3}, "must be even"),
     ],
 )
 def test_config_rejects_bad_combinations(workdir, tmp_path, kw, match):

@@ -51,10 +51,22 @@ def test_demo_gives_readable_balanced_pairs_of_every_method(demo_out):
     assert_inputs_balance(out, report)
     assert {s["strategy"] for s in report["strategies"]} == {"edit", "retrieval"}
     assert "per strategy" in output and "rejected by reason" in output
-    for r in iter_rows(out, ["checks", "meta", "similarity", "answer", "answer_confounder"]):
+    rows = list(iter_rows(out, ["checks", "meta", "similarity", "answer", "answer_confounder", "method"]))
+    for r in rows:
         assert r["answer"] != r["answer_confounder"]
-        assert all(c["passed"] for c in json.loads(r["checks"]))
-        assert 0.9 <= r["similarity"] <= 0.995 and json.loads(r["meta"])["question_type"]
+        checks = {c["name"]: c for c in json.loads(r["checks"])}
+        assert all(c["passed"] for c in checks.values())
+        assert {"images_not_blank", "not_duplicate", "similarity_band"} <= set(checks)
+        assert json.loads(r["meta"])["question_type"]
+        # the band no longer caps at 0.995; below 0.9 only a pixel near-copy passes
+        assert r["similarity"] >= 0.9 or "near-copy" in checks["similarity_band"]["detail"]
+    # roles: the edited image is the anchor in 40-60% of the edit pairs, and meta says which one it is
+    edited = [json.loads(r["meta"])["edited"] for r in rows if r["method"].startswith("edit:")]
+    assert set(edited) == {"anchor", "confounder"} and 0.4 <= edited.count("anchor") / len(edited) <= 0.6
+    # embedder-blind pairs (cosine >= 0.995) are kept, flagged and counted per strategy
+    blind = [r for r in rows if json.loads(r["meta"])["embedder_blind"]]
+    assert blind and all(r["similarity"] >= 0.995 for r in blind)
+    assert sum(s["embedder_blind"] for s in report["strategies"]) == len(blind) and "embedder-blind" in output
 
 
 def _photo_pool_with_edited_copies(root: Path) -> int:
@@ -102,6 +114,51 @@ def test_retrieval_pairs_each_edited_photo_with_its_source(tmp_path):
     expected = {frozenset((f, f.replace(".png", "-edited.png"))) for f in files if not f.endswith("-edited.png")}
     assert len(pairs & expected) >= 0.95 * n and pairs <= expected
     assert report["methods"] == {"retrieval:faiss": len(pairs)}
+
+
+PLANTED_PHOTOS = ["astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "colorwheel", "grass",
+                  "gravel", "hubble_deep_field", "immunohistochemistry", "moon", "retina", "rocket"]
+
+
+def _photo_pool_with_planted_squares(root: Path) -> set[frozenset[str]]:
+    """16 scikit-image photos, two copies each that differ only in a small square (red / blue) at a seeded
+    spot, side 1/12 of the shorter side (0.7% of the pixels), asked the same question: the planted pairs."""
+    skdata = pytest.importorskip("skimage.data")
+    root.mkdir()
+    rng, lines, planted = np.random.default_rng(0), [], set()
+    for name in PLANTED_PHOTOS:
+        arr = np.asarray(Image.fromarray(getattr(skdata, name)()).convert("RGB"))
+        h, w = arr.shape[:2]
+        side = min(w, h) // 12
+        x0, y0 = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
+        for colour, rgb in (("red", (220, 30, 30)), ("blue", (40, 70, 220))):
+            copy = arr.copy()
+            copy[y0:y0 + side, x0:x0 + side] = rgb
+            Image.fromarray(copy).save(root / f"{name}-{colour}.png")
+            lines.append({"image": f"{name}-{colour}.png", "question": "What colour is the small square?",
+                          "answer": colour, "region": [x0, y0, x0 + side, y0 + side]})
+        planted.add(frozenset((f"{name}-red.png", f"{name}-blue.png")))
+    (root / "qa.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return planted
+
+
+@pytest.mark.slow
+def test_retrieval_finds_copies_that_differ_in_a_small_coloured_region(tmp_path):
+    """The embedder puts such copies at cosine 0.87-1.0 (1.0 when the square lies outside its centre crop):
+    a cosine cap hid the top of that range, the band's floor the bottom; pixels decide now."""
+    planted = _photo_pool_with_planted_squares(tmp_path / "pool")
+
+    def found(out: Path, **config) -> tuple[set, dict]:
+        report = build_vision(VisionConfig(pool=str(tmp_path / "pool"), strategies=("retrieval",), out=str(out), **config))
+        rows = iter_rows(out, ["anchor_id", "confounder_id"])
+        return {frozenset((r["anchor_id"], r["confounder_id"])) for r in rows}, report
+
+    pairs, report = found(tmp_path / "new")
+    assert len(pairs & planted) >= 0.9 * len(planted), sorted(map(sorted, planted - pairs))
+    assert pairs <= planted  # the other photos are far apart (cosine < 0.5): nothing else pairs
+    assert report["strategies"][1]["embedder_blind"] >= 1
+    old, _ = found(tmp_path / "old", sim_band=(0.9, 0.995), near_copy=0.0)  # the band as it was
+    assert len(old & planted) < 0.6 * len(planted)
 
 
 def test_bad_image_pool_finishes_with_each_reason(tmp_path):
@@ -162,7 +219,8 @@ def test_config_errors_are_clean_cli_messages(tmp_path):
 
 
 def test_vision_modules_import_light():
-    code = ("import sys, ctxdata.cli.vision, ctxdata.vision.build, ctxdata.vision.pool, ctxdata.vision.stages, ctxdata.verify.vision\n"
+    code = ("import sys, ctxdata.cli.vision, ctxdata.vision.build, ctxdata.vision.pool, ctxdata.vision.stages\n"
+            "import ctxdata.vision.checks\n"
             "print([m for m in ('torch', 'cv2', 'diffusers', 'faiss', 'open_clip', 'transformers', 'datasets') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "[]"
@@ -179,7 +237,7 @@ def _square_pool(root: Path, colours: dict[str, tuple[int, int, int]], qa_rows: 
 
 @pytest.mark.slow
 def test_answerer_supplies_the_neighbours_answer(tmp_path):
-    from test_vision_verify import ColourVQAServer
+    from test_vision_checks import ColourVQAServer
     from http.server import HTTPServer
     import threading
 
@@ -218,9 +276,11 @@ def test_blind_pairs_use_the_second_embedder(tmp_path, monkeypatch):
             return np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]], np.float32)
 
     monkeypatch.setattr(embed, "make_embedder", lambda spec, **kw: Orthogonal())
-    config = VisionConfig(blind_embedder="fake", blind_thresholds=(0.95, 0.6), sim_band=(0.999, 1.0), index="numpy")
+    # near_copy off: these 8x8 near-black images are pixel near-copies, which would make them faiss candidates
+    config = VisionConfig(blind_embedder="fake", blind_thresholds=(0.95, 0.6), sim_band=(0.999, 1.0), near_copy=0.0,
+                          index="numpy")
     cands = mine_retrieval(pool, close, {f"{n}.png": n for n in range(3)}, config, None, RunContext())
-    blind = [(c.anchor, c.confounder, c.method) for c in cands]
+    blind = [(c.record, c.confounder, c.method) for c in cands]
     assert blind == [(0, 1, "retrieval:blind"), (1, 2, "retrieval:blind")]
 
 
@@ -257,11 +317,11 @@ def test_diffusion_editor_through_the_cli(tmp_path, editor="sdxl"):
     assert set(report["methods"]) == {f"edit:{editor}"} and report["pairs"] >= 1
     for r in iter_rows(out, ["checks", "method"]):
         names = {c["name"] for c in json.loads(r["checks"])}
-        assert {"images_decode", "edit_changed", "edit_locality", "similarity_band"} <= names
+        assert {"images_not_blank", "edit_changed", "edit_locality", "not_duplicate", "similarity_band"} <= names
 
 
 def test_verifier_passes_and_difficulty_rejects_a_trivial_pair(tmp_path):
-    from test_vision_verify import ColourVQAServer
+    from test_vision_checks import ColourVQAServer
     from http.server import HTTPServer
     import threading
 
@@ -279,9 +339,9 @@ def test_verifier_passes_and_difficulty_rejects_a_trivial_pair(tmp_path):
     # the judge answers both images right (verifier passes) every time: pass rate 1.0 > 0.63 -> too easy
     assert report["pairs"] == 0 and report["rejected"] == {"too_easy": 1}
     stages = {s["name"]: s for s in report["stages"]}
-    assert stages["verifier"]["out"] == 1 and stages["difficulty"]["dropped"] == {"too_easy": 1}
+    assert stages["verify"]["in"] == 1 and stages["verify"]["dropped"] == {"too_easy": 1}
     reject = json.loads((tmp_path / "out" / "rejects.jsonl").read_text())
-    assert reject["stage"] == "difficulty" and "pass rate 1.00 over 8 samples" in reject["detail"]
+    assert reject["stage"] == "verify" and "pass rate 1.00 over 8 samples" in reject["detail"]
 
 
 def test_index_path_is_saved_then_reloaded_and_checked(tmp_path):
@@ -299,3 +359,24 @@ def test_index_path_is_saved_then_reloaded_and_checked(tmp_path):
     _square_pool(tmp_path / "other", {"a.png": (10, 200, 10), "b.png": (200, 200, 10), "c.png": (5, 5, 5)}, [rows[0] | {"image": n} for n in ("a.png", "b.png", "c.png")])
     with pytest.raises(CtxdataError, match="built from another pool"):
         build_vision(with_out(VisionConfig(**{**config.__dict__, "pool": str(tmp_path / "other")}), tmp_path / "c"))
+
+
+def test_roles_are_balanced_per_edit_operation_and_seeded():
+    from ctxdata.vision.build import Candidate, assign_roles
+    from ctxdata.vision.templates import EditPlan
+
+    def candidates():
+        ops = ["remove"] * 10 + ["recolor"] * 7
+        edits = [Candidate("edit", "edit:procedural", n, plan=EditPlan(op, "", "x")) for n, op in enumerate(ops)]
+        return edits + [Candidate("retrieval", "retrieval:faiss", 100 + n, confounder=200 + n) for n in range(6)]
+
+    first, again, other = candidates(), candidates(), candidates()
+    assign_roles(first, seed=0)
+    assign_roles(again, seed=0)
+    assign_roles(other, seed=1)
+    roles = [c.edited for c in first]
+    assert roles == [c.edited for c in again] != [c.edited for c in other]
+    assert roles[:10].count("anchor") == 5 and roles[10:17].count("anchor") in (3, 4)
+    swapped = [c.record >= 200 for c in first[17:]]
+    assert swapped.count(True) == 3
+    assert all({c.record, c.confounder} == {100 + n, 200 + n} for n, c in enumerate(first[17:]))

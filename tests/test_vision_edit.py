@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ctxdata.errors import ConfigError, ModelNotFoundError
-from ctxdata.verify.vision import edit_change_stats
+from ctxdata.vision.checks import edit_change_stats
 from ctxdata.vision import scene as sc
 from ctxdata.vision.edit import EDITORS, EditFailed, EditorChoice, make_editor
 from ctxdata.vision.pool import QARecord
@@ -74,6 +74,10 @@ def test_classical_ops_change_only_the_region(op):
     inside, outside = edit_change_stats(image, result.image, result.region)
     assert inside > 0.05, op
     assert outside < 0.01, op
+    # not one pixel moves outside the region, not even by one level: no whole-image fingerprint of the edit
+    from ctxdata.vision.images import changed_pixels, region_mask
+
+    assert not changed_pixels(image, result.image, tol=0)[~region_mask(image.size, result.region)].any(), op
 
 
 def test_classical_recolor_reaches_the_target_hue():

@@ -154,3 +154,18 @@ def test_blind_pairs_mmvp():
         assert p.cosine > 0.95 and p.cosine_other == pytest.approx(sims2[p.i, p.j], abs=1e-5)
     with pytest.raises(ConfigError, match="row-aligned"):
         blind_pairs(v1, v2[:3])
+
+
+def test_near_copy_keeps_chosen_pairs_below_the_band_and_hi_defaults_to_one():
+    v = at_cosines([1.0, 0.95, 0.6, 0.5])  # row 1 is an exact copy of row 0 by cosine
+    q, a = ["How many dogs?"] * 5, ["0", "1", "2", "3", "4"]
+    asked = []
+
+    def near_copy(x, y):
+        asked.append(sorted(zip(x.tolist(), y.tolist())))
+        return (x == 0) & (y == 3)  # only rows 0 and 3 are pixel near-copies
+
+    mined = mine_band_pairs(v, q, a, band=SimilarityBand(lo=0.8), k=4, kind="numpy", near_copy=near_copy)
+    pairs = {(p.i, p.j) for p in mined}
+    assert {(0, 1), (0, 2), (0, 3)} <= pairs and (0, 4) not in pairs  # cosine 1.0 kept: pixels decide duplicates
+    assert all(x < y for call in asked for x, y in call) and (0, 1) not in asked[0]  # only below-band pairs are asked

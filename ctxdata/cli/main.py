@@ -87,7 +87,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 # Every command, wired explicitly: a missing module is an ImportError here, and a test lists the commands.
-from ctxdata.cli import coding, export, hub, inspect, probe, quickstart, synth, train, view, vision  # noqa: E402
+from ctxdata.cli import audit, coding, export, hub, inspect, probe, quickstart, synth, train, view, vision  # noqa: E402
 
 coding.register(app)
 vision.register(app)
@@ -99,6 +99,7 @@ hub.register(app)
 train.register(app)
 probe.register(app)
 quickstart.register(app)
+audit.register(app)
 
 
 def main() -> None:

@@ -33,6 +33,8 @@ def train(
     ca_clip: Annotated[float, typer.Option("--ca-clip", help="c in -log sigmoid(clip(Delta, -c, c)).")] = 5.0,
     ca_batch_size: Annotated[int, typer.Option("--ca-batch-size", help="Pairs per optimizer step for L_CA (fresh each step).")] = 8,
     ca_prefill: Annotated[str, typer.Option("--ca-prefill", help="Text after the generation prompt before reading the answer logits, e.g. 'The answer is'.")] = "",
+    ca_loss: Annotated[str, typer.Option("--ca-loss", help="L_CA form: paper (-log sigmoid(clip(Delta, -c, c))) | upper-clip (-log sigmoid(min(Delta, c))).")] = "paper",
+    ca_both_orders: Annotated[bool, typer.Option("--ca-both-orders", help="Show each L_CA pair in both A/B orders in the same batch (a letter preference cancels).")] = False,
     sft_steps: Annotated[int, typer.Option("--sft-steps", help="da-sft: supervised steps before GRPO.")] = 0,
     num_generations: Annotated[int, typer.Option("--num-generations", help="Completions per prompt (G >= 2).")] = 4,
     per_device_train_batch_size: Annotated[int, typer.Option("--batch-size", help="Completions per micro-batch (TRL's per_device_train_batch_size).")] = 8,
@@ -64,7 +66,8 @@ def train(
         max_completion_length=max_completion_length, max_prompt_length=max_prompt_length, temperature=temperature,
         beta=beta, epsilon=epsilon, epsilon_high=epsilon_high, scale_rewards=scale_rewards, learning_rate=learning_rate,
         max_steps=steps, save_steps=save_steps, seed=seed, skip_zero_variance_groups=skip_zero_variance, lam=lam,
-        ca_clip=ca_clip, ca_batch_size=ca_batch_size, ca_prefill=ca_prefill, sft_steps=sft_steps, resume=resume,
+        ca_clip=ca_clip, ca_batch_size=ca_batch_size, ca_prefill=ca_prefill, ca_loss=ca_loss, ca_both_orders=ca_both_orders, sft_steps=sft_steps,
+        resume=resume,
     )
     if backend == "trl":
         from ctxdata.train.trl_backend import train_trl as run
@@ -80,7 +83,7 @@ def train(
                        description=f"{row['phase']} step {row['step']} reward {reward:.3f}")
 
         result = run(cfg, on_step=on_step)
-    keys = ["reward_mean", "loss_grpo", "loss_ca", "ca_accuracy", "frac_zero_variance", "kl", "clip_fraction", "lr", "step_time"]
+    keys = ["reward_mean", "loss_grpo", "loss_ca", "ca_accuracy", "ca_trapped", "grad_norm", "frac_zero_variance", "kl", "clip_fraction", "lr", "step_time"]
     first, last = result["first"] or {}, result["last"] or {}
     rows = [[k, _fmt(first.get(k)), _fmt(last.get(k))] for k in keys]
     print_table(f"ctxdata train ({objective}, {backend}): steps {first.get('step', '-')} -> {last.get('step', '-')}", ["metric", "first step", "last step"], rows)

@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ctxdata.cli._options import BatchSize, Concurrency, Engine, HashInputs, NumGpus, Out, Overwrite, RayAddress, Seed, ShardSize
+from ctxdata.cli._options import (
+    AuditMode, BatchSize, Concurrency, Engine, HashInputs, NumGpus, Out, Overwrite, RayAddress, Seed, ShardSize,
+)
 
 
 def _floats(text: str, what: str) -> tuple[float, float]:
@@ -33,7 +35,13 @@ def build_vision_cmd(
     index: Annotated[str, typer.Option("--index", help="auto | flat | ivf | hnsw | numpy.")] = "auto",
     index_path: Annotated[Optional[Path], typer.Option("--index-path", help="Save the index here, or reload it when it exists.")] = None,
     neighbours: Annotated[int, typer.Option("--neighbours", "-k", min=1, help="Neighbours examined per image when mining.")] = 10,
-    sim_band: Annotated[str, typer.Option("--sim-band", help="Cosine band lo,hi the confounder must lie in (to the anchor).")] = "0.9,0.995",
+    sim_band: Annotated[str, typer.Option(
+        "--sim-band", help="Cosine band lo,hi the confounder must lie in (to the anchor); pixels decide duplicates.")] = "0.9,1",
+    near_copy: Annotated[float, typer.Option(
+        "--near-copy", min=0.0, max=1.0,
+        help="Same-size images with at most this fraction of pixels changed pass below the band (0: off).")] = 0.25,
+    blind_cosine: Annotated[float, typer.Option(
+        "--blind-cosine", help="Pairs at or above this cosine are counted as embedder-blind (MMVP).")] = 0.995,
     answerer: Annotated[Optional[str], typer.Option("--answerer", help="VQA model answering neighbours that lack the question: hf:<path> | openai:<base-url>.")] = None,
     blind_embedder: Annotated[Optional[str], typer.Option("--blind-embedder", help="Second embedder for MMVP-style blind pairs.")] = None,
     blind_thresholds: Annotated[str, typer.Option("--blind-thresholds", help="hi1,lo2: cosine above hi1 under --embedder, below lo2 under the blind one.")] = "0.95,0.6",
@@ -41,6 +49,7 @@ def build_vision_cmd(
     difficulty: Annotated[Optional[str], typer.Option("--difficulty", help="Target VQA model for the pass@8 band filter (hf:<path> | openai:<base-url>).")] = None,
     difficulty_band: Annotated[str, typer.Option("--difficulty-band", help="Keep pairs the target solves in this fraction of samples.")] = "0.25,0.63",
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Images above this many pixels are rejected as decompression bombs.")] = 64_000_000,
+    audit: AuditMode = "fast",
     max_pool_pixels: Annotated[int, typer.Option("--max-pool-pixels", min=1, help="Decoded pixels the whole pool may hold (~3 bytes each); images past it are rejected as pixel_budget.")] = 1_000_000_000,
     hash_inputs: HashInputs = False,
     seed: Seed = 0,
@@ -72,17 +81,24 @@ def build_vision_cmd(
         pool=str(pool) if pool else None, strategies=tuple(s.strip() for s in strategy.split(",") if s.strip()),
         edit_model=edit_model, edit_model_path=str(edit_model_path) if edit_model_path else None, edit_steps=edit_steps,
         instructions=str(instructions) if instructions else None, edits_per_image=edits_per_image, embedder=embedder, index=index, k=neighbours,
-        index_path=str(index_path) if index_path else None, sim_band=_floats(sim_band, "--sim-band"), answerer=answerer,
+        index_path=str(index_path) if index_path else None, sim_band=_floats(sim_band, "--sim-band"),
+        near_copy=near_copy, embedder_blind=blind_cosine, answerer=answerer,
         blind_embedder=blind_embedder, blind_thresholds=_floats(blind_thresholds, "--blind-thresholds"), verifier=verifier,
-        difficulty=difficulty, difficulty_band=_floats(difficulty_band, "--difficulty-band"), max_pixels=max_pixels, max_pool_pixels=max_pool_pixels, hash_inputs=hash_inputs,
-        seed=seed, shard_size=shard_size, out=str(out), overwrite=overwrite, batch_size=batch_size,
+        difficulty=difficulty, difficulty_band=_floats(difficulty_band, "--difficulty-band"), max_pixels=max_pixels,
+        max_pool_pixels=max_pool_pixels, hash_inputs=hash_inputs, seed=seed, shard_size=shard_size, audit=audit,
+        out=str(out), overwrite=overwrite, batch_size=batch_size,
         engine=engine, workers=workers, ray_address=ray_address, num_gpus=num_gpus, concurrency=concurrency,
     )
     with progress() as bar:
         report = build_vision(config, progress=bar)
     print_report(report)
-    rows = [[s["strategy"], s["candidates"], s["kept"], ", ".join(f"{k}={v}" for k, v in sorted(s["rejected"].items())) or "-"] for s in report["strategies"]]
-    print_table("per strategy", ["strategy", "candidates", "kept", "rejected by reason"], rows)
+    rows = [[s["strategy"], s["candidates"], s["kept"], s["embedder_blind"],
+             ", ".join(f"{k}={v}" for k, v in sorted(s["rejected"].items())) or "-"] for s in report["strategies"]]
+    print_table("per strategy", ["strategy", "candidates", "kept", "embedder-blind", "rejected by reason"], rows)
+    from ctxdata.audit.report import print_audit
+
+    if "audit" in report:
+        print_audit(report["audit"])
 
 
 def register(app: typer.Typer) -> None:

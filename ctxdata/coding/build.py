@@ -7,7 +7,7 @@ Two phases, both plain lists of stages, run by one engine (`ctxdata.engine`: loc
    memory holds only signatures; then mine candidates with the cascade (on Ray, one group per
    repository: condition filtering never pairs two repositories);
 2. per task of `shard_size` candidates (the unit of resume): read the two stored contexts, mask
-   both patches and both ids in both, verify, optionally judge, write a shard.
+   both patches, both issues and both ids in both, verify, optionally judge, write a shard.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateInstances, SignTrajectories, embed_issues, mine_candidates
-from ctxdata.coding.mask import mask_context
+from ctxdata.coding.cascade import LEVELS, Candidate, CascadeConfig, DropDuplicateRuns, SignTrajectories, embed_issues, mine_candidates
+from ctxdata.coding.mask import ISSUE_MASKING, mask_pair
 from ctxdata.coding.formats.dispatch import check_fmt
 from ctxdata.coding.readers import TRACE_SUFFIXES, ReadTrajectories, discover_trace_files
 from ctxdata.coding.render import estimate_tokens
@@ -31,7 +31,8 @@ from ctxdata.io import PairOutput
 from ctxdata.pipeline import RunContext, Stage, run_stages
 from ctxdata.schema import Pair
 from ctxdata.verify.checks import VerifyPairs
-from ctxdata.verify.coding import coding_checks
+from ctxdata.coding.checks import NoShortcut, coding_checks
+from ctxdata.coding.shortcut import ShortcutCalibration, calibrate, calibration_sample, check_max_shortcut
 
 
 # Spawning workers costs ~1 s each; below these sizes one process is faster.
@@ -55,8 +56,11 @@ class CodingBuildConfig:
     window: int = 8  # partners compared per member of a block
     anchor: str = "resolved-first"  # resolved-first | random
     seed: int = 0  # block order, anchor choice, A/B shuffle
-    max_context_tokens: int = 4096  # render budget per context (~4 chars per token)
+    max_context_tokens: int = 4096  # render budget per context, in `tokenizer` tokens
+    tokenizer: str | None = None  # counts max_context_tokens (alias, tokenizer folder); None: ~4 characters per token
     max_length_ratio: float = 2.0  # length band: max(len)/min(len) of the two contexts
+    mask_issues: str = "words"  # words | spans | none: how much of both issues is masked in both contexts (see docs/coding.md)
+    max_shortcut: float | None = None  # drop pairs a calibrated structural/topical predictor is surer than this of (None: off)
     judge: str = "none"  # none | hf:<path or alias> | openai:<base-url>
     judge_threshold: float = 0.2  # judge margin needed to call a pair unambiguous
     shard_size: int = 256  # candidates per task / shard (the unit of resume)
@@ -67,6 +71,7 @@ class CodingBuildConfig:
     workers: int = 1  # processes for reading and pair building (0 = one per core); output bytes do not depend on it
     engine: str = "local"  # local | ray: where phases run (output bytes do not depend on it)
     ray_address: str | None = None  # --engine ray: join this cluster, else start a local one
+    audit: str = "fast"  # shortcut audit at the end: fast | full (adds MiniLM) | off; never changes the pairs
     cascade: CascadeConfig = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +81,13 @@ class CodingBuildConfig:
             raise ConfigError("--max-context-tokens must be >= 64")
         if self.shard_size < 1:
             raise ConfigError("--shard-size must be >= 1")
-        engine_options(self)  # rejects an unknown engine or Ray options without --engine ray
+        if self.mask_issues not in ISSUE_MASKING:
+            raise ConfigError(f"--mask-issues must be one of {', '.join(ISSUE_MASKING)}, got {self.mask_issues!r}")
+        check_max_shortcut(self.max_shortcut)
+        engine_options(self)  # rejects an unknown engine, negative --workers, or Ray options without --engine ray
+        from ctxdata.audit.run import check_audit_mode
+
+        check_audit_mode(self.audit)
         check_fmt(self.format)  # before the output folder is made
         if self.results and not Path(self.results).exists():
             raise ConfigError(f"--results {self.results} does not exist")
@@ -95,14 +106,17 @@ class CodingBuildConfig:
 
 
 class MaskContexts(Stage):
-    """(candidate, anchor, confounder) -> Pair: mask both patches and both ids in both rendered contexts."""
+    """(candidate, anchor, confounder) -> Pair: mask both patches, both issues and both ids in both rendered contexts."""
 
     name = "mask"
 
+    def __init__(self, mask_issues: str = "words") -> None:
+        self.mask_issues = mask_issues
+
     def run(self, records: Iterable[tuple], ctx: RunContext) -> Iterator[Pair]:
         for cand, anchor, confounder in records:
-            patches, ids = [anchor.patch, confounder.patch], [anchor.id, confounder.id]
-            texts = [mask_context(c.text, patches, ids) for c in (anchor, confounder)]
+            patches, ids, issues = [anchor.patch, confounder.patch], [anchor.id, confounder.id], [anchor.issue, confounder.issue]
+            texts = mask_pair([anchor.text, confounder.text], patches, ids, issues, self.mask_issues)
             if not texts[0].strip() or not texts[1].strip():
                 ctx.reject(cand.source, "empty_context", "a trajectory rendered to no text", stage=self.name)
                 continue
@@ -118,12 +132,13 @@ class MaskContexts(Stage):
             )
 
 
-def pair_stages(config: CodingBuildConfig, store: Path) -> list[Stage]:
-    """Phase 2: the per-task stages, candidate in, verified pair out."""
+def pair_stages(config: CodingBuildConfig, store: Path, calibration: ShortcutCalibration | None = None) -> list[Stage]:
+    """Phase 2: the per-task stages, candidate in, verified pair out (`calibration` when --max-shortcut is on)."""
+    shortcut = NoShortcut(calibration, config.max_shortcut) if calibration is not None and config.max_shortcut else None
     stages: list[Stage] = [
         LoadContexts(store),
-        MaskContexts(),
-        VerifyPairs(coding_checks(config.max_length_ratio)),
+        MaskContexts(config.mask_issues),
+        VerifyPairs(coding_checks(config.max_length_ratio, shortcut)),
     ]
     if config.judge != "none":
         from ctxdata.verify.judge import JudgePairs
@@ -137,7 +152,7 @@ def signature_stages(config: CodingBuildConfig, writer: ContextWriter) -> list[S
     return [
         ReadTrajectories(config.format, config.results, config.max_record_bytes, config.follow_symlinks),
         SignTrajectories(keep_issue_text=config.cascade.issue_similarity == "embedding", keep_trajectory=True),
-        StoreContexts(writer, config.max_context_tokens),
+        StoreContexts(writer, config.max_context_tokens, config.tokenizer),
     ]
 
 
@@ -177,7 +192,7 @@ def collect_signatures(config: CodingBuildConfig, ctx: RunContext, store: Path, 
     for sigs_part, part_ctx in parts:
         signed.extend(sigs_part)
         ctx.merge(part_ctx)
-    sigs = list(run_stages([DropDuplicateInstances()], signed, ctx))
+    sigs = list(run_stages([DropDuplicateRuns()], signed, ctx))
     embed = config.cascade.issue_similarity == "embedding"
     if embed and sigs:
         embed_issues(sigs, [s.issue_text for s in sigs])
@@ -215,10 +230,11 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
             del sigs
             output.write_input_rejects(ctx.rejects)
             inputs = ctx.counters.pop("inputs", 0)
+            calibration = calibrate_shortcuts(config, store, candidates) if config.max_shortcut else None
             tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
             pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
             on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
-            skipped = run_tasks(output, tasks, pair_stages(config, store), engine=engine, on_task=on_task,
+            skipped = run_tasks(output, tasks, pair_stages(config, store, calibration), engine=engine, on_task=on_task,
                                 models=config.judge != "none",  # a judge model: loaded once per Ray actor
                                 min_items=2 if len(candidates) >= PARALLEL_MIN_CANDIDATES else len(tasks) + 1)
     finally:  # rebuilt by phase 1 of any rerun; never left filling the disk after an error
@@ -229,10 +245,23 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
         "trajectories_signed": n_signed,
         "candidates": len(candidates),
         "resumed_tasks": skipped,
+        **({"shortcut_calibration": calibration.to_dict()} if calibration is not None else {}),
     }, summarize=lambda merged: {"levels": _level_counts(merged["methods"], candidates)})
     if read == 0:
         raise CtxdataError(f"no trajectory could be read from {', '.join(config.traces)} ({inputs} records found); reasons in {output.out / 'rejects.jsonl'}")
-    return report
+    from ctxdata.audit.run import audit_after_build
+
+    return audit_after_build(output.out, report, config.audit)
+
+
+def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list[Candidate]) -> ShortcutCalibration:
+    """Mask a seeded sample of the candidates as phase 2 will, and calibrate the shortcut predictors on it.
+
+    The sample depends on the seed and the candidates only, so a resumed run calibrates the same.
+    """
+    sample = calibration_sample(candidates, config.seed)
+    pairs = list(run_stages([LoadContexts(store), MaskContexts(config.mask_issues)], sample, RunContext()))
+    return calibrate(pairs)
 
 
 def _level_counts(methods: dict[str, int], candidates: list[Candidate]) -> dict[str, dict[str, int]]:

@@ -1,11 +1,17 @@
 """Condition filtering: mine near-identical trajectory pairs by a cascade of blocking keys.
 
-Levels, coarse to fine: `repo` -> `commit` (when known) -> `file` -> `function` -> `issue`.
-The first four are blocking keys: two trajectories meet at a level when they share every key
-down to it (a trajectory touching several files/functions sits in several blocks). `issue` is a
-similarity level: a pair in the deepest block whose issue texts have MinHash-Jaccard (or
-embedding cosine) >= `issue_threshold` reaches it. Each pair is emitted once, at the deepest
-level it reaches, and recorded in `method` as `condition:<level>`.
+Levels, coarse to fine: `repo` -> `commit` (when known) -> `file` -> `function` -> `issue` ->
+`instance`. The first four are blocking keys: two trajectories meet at a level when they share
+every key down to it (a trajectory touching several files/functions sits in several blocks).
+`issue` is a similarity level: a pair in the deepest block whose issue texts have MinHash-Jaccard
+(or embedding cosine) >= `issue_threshold` reaches it. `instance` pairs two runs of the *same*
+task (same repo and instance id, so the same issue) whose final patches differ; runs of one task
+pair at no other level. Each pair is emitted once, at the deepest level it reaches, and recorded
+in `method` as `condition:<level>`.
+
+A run is identified by its content (`Signature.run`, a hash of issue, steps and patch), not by
+its instance id alone: several runs of one task are distinct trajectories, and only a run read
+twice (a byte-duplicate) is dropped, as `duplicate_run`.
 
 Cost stays linear in the input: each block is ordered by a seeded hash and each member is only
 compared with the next `window` members, so a block of size g costs O(g * window), never O(g^2).
@@ -23,14 +29,13 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ctxdata.coding.levels import BLOCKING, LEVELS
 from ctxdata.coding.patch import parse_patch
 from ctxdata.coding.similarity import minhash
 from ctxdata.coding.trajectory import Trajectory
 from ctxdata.errors import ConfigError
 from ctxdata.pipeline import RECORD, RunContext, Stage
 
-LEVELS = ("repo", "commit", "file", "function", "issue")
-BLOCKING = ("repo", "commit", "file", "function")
 UNKNOWN_COMMIT = "*"
 
 
@@ -83,9 +88,11 @@ class Signature:
     issue_minhash: np.ndarray
     patch_digest: str
     resolved: bool | None
+    context_minhash: np.ndarray | None = None  # `line_minhash` of the stored rendered context, once stored
     issue_vector: np.ndarray | None = None
     issue_text: str = ""  # kept only when issues are embedded, then cleared
     context: tuple | None = None  # the stored rendered context (`store.ContextRef`), once stored
+    run: str = ""  # content hash of this run: tells apart several runs of one task
     trajectory: Trajectory | None = field(default=None, repr=False, compare=False)  # held only until stored
 
     def keys(self, depth: int, levels: Sequence[str]) -> list[tuple[str, ...]]:
@@ -100,6 +107,8 @@ class Signature:
                 keys = [k + (f,) for k in keys for f in self.files]
             elif level == "function":
                 keys = [k + (fn,) for k in keys for fn in self.functions if fn.split("::", 1)[0] in k]
+            elif level == "instance":  # the runs of one task, whatever files their patches touch
+                keys = [(self.repo, self.id)]
         return keys
 
 
@@ -138,24 +147,38 @@ class SignTrajectories(Stage):
                 issue_minhash=minhash(traj.issue),
                 patch_digest=hashlib.sha1(_normalise_patch(traj.patch).encode()).hexdigest(),
                 resolved=traj.outcome.resolved,
+                run=run_digest(traj),
                 issue_text=traj.issue if self.keep_issue_text else "",
                 trajectory=traj if self.keep_trajectory else None,
             )
 
 
-class DropDuplicateInstances(Stage):
-    """Keep the first signature of each instance id (two runs on one task are not a pair)."""
+def run_digest(traj: Trajectory) -> str:
+    """A hash of what a run is (id, issue, steps, patch): two runs of one task differ, a run read twice does not."""
+    digest = hashlib.blake2b(digest_size=8)
+    for part in (traj.id, traj.issue, traj.patch):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\x1e")
+    for step in traj.steps:
+        fields = f"{step.returncode}\x1f{step.thought}\x1f{step.action}\x1f{step.observation}\x1e"
+        digest.update(fields.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+class DropDuplicateRuns(Stage):
+    """Keep the first of identical runs; several different runs of one task all stay."""
 
     name = "dedupe"
     reject_kind = RECORD
 
     def run(self, records: Iterable[Signature], ctx: RunContext) -> Iterator[Signature]:
-        seen: set[str] = set()
+        first: dict[tuple[str, str, str], str] = {}
         for sig in records:
-            if sig.id in seen:
-                ctx.reject(sig.location, "duplicate_instance", f"{sig.id} was already read (first one kept)", stage=self.name, kind=RECORD)
+            key = (sig.repo, sig.id, sig.run)
+            if key in first:
+                detail = f"{sig.id}: the same run as {first[key]} (first one kept)"
+                ctx.reject(sig.location, "duplicate_run", detail, stage=self.name, kind=RECORD)
                 continue
-            seen.add(sig.id)
+            first[key] = sig.location
             yield sig
 
 
@@ -181,6 +204,9 @@ class Candidate:
 
     @property
     def source(self) -> str:
+        if self.anchor_id == self.confounder_id:  # two runs of one task: name the runs
+            runs = self.meta.get("anchor_run", ""), self.meta.get("confounder_run", "")
+            return f"{self.anchor_id}@{runs[0]}|{self.confounder_id}@{runs[1]}"
         return f"{self.anchor_id}|{self.confounder_id}"
 
 
@@ -207,9 +233,25 @@ def _window_candidates(members: np.ndarray, sims: list[np.ndarray]) -> tuple[np.
     return np.minimum(a, b), np.maximum(a, b), np.concatenate(sims).astype(np.float64)
 
 
+def _context_similarity(sigs: Sequence[Signature], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Estimated line Jaccard of the stored contexts of each pair (lo[k], hi[k]); zeros when contexts are not stored.
+
+    The hard negative for a trajectory is the sibling whose run reads most like its own: the same
+    commands and the same outputs, so only the decisive lines tell the two apart.
+    """
+    if not len(lo) or any(sigs[i].context_minhash is None for i in (*lo, *hi)):
+        return np.zeros(len(lo))
+    a = np.stack([sigs[i].context_minhash for i in lo])
+    b = np.stack([sigs[i].context_minhash for i in hi])
+    return (a == b).mean(axis=1)
+
+
 def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunContext | None = None) -> list[Candidate]:
     """Candidate pairs at the deepest level each reaches, deepest levels first, labels balanced."""
     blocking = [lv for lv in config.levels if lv in BLOCKING]
+    deepest_blocking = len(blocking) - 1  # where the `issue` level is judged
+    if "instance" in config.levels:
+        blocking.append("instance")  # a block per task, mined first: the runs of one task
     use_issue = "issue" in config.levels
     min_rank = LEVELS.index(config.min_level)
     cap = config.max_pairs_per_trajectory
@@ -218,9 +260,11 @@ def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunCo
     candidates: list[Candidate] = []
     # Per-signature facts computed once, not per block: the seeded block order, the rank of the id
     # (the tie-break of equal similarities), and the patch digest as an integer.
-    order = [_seeded_key(config.seed, sig.id) for sig in sigs]
+    order = [_seeded_key(config.seed, sig.id) + sig.run for sig in sigs]
     id_rank = np.unique([sig.id for sig in sigs], return_inverse=True)[1].reshape(-1) if sigs else np.zeros(0, dtype=np.int64)
     digest = np.unique([sig.patch_digest for sig in sigs], return_inverse=True)[1].reshape(-1) if sigs else np.zeros(0, dtype=np.int64)
+    tasks = [f"{sig.repo}\x1f{sig.id}" for sig in sigs]  # runs of one task share this
+    task = np.unique(tasks, return_inverse=True)[1].reshape(-1) if sigs else np.zeros(0, dtype=np.int64)
     for depth in reversed(range(len(blocking))):
         level = blocking[depth]
         if LEVELS.index(level) < min_rank and not use_issue:
@@ -234,15 +278,18 @@ def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunCo
             if len(members) < 2:
                 continue
             # Compare each member with a bounded window of others, then match greedily, most
-            # similar issues first (ties by id), under the per-trajectory cap.
+            # confusable first (issue + context similarity, ties by id), under the per-trajectory cap.
             lo, hi, sim = _window_candidates(np.asarray(members), _window_similarities([sigs[i] for i in members], config.window))
             open_ = (digest[lo] != digest[hi]) & (used[lo] < cap) & (used[hi] < cap)
+            if level != "instance":  # two runs of one task are an `instance` pair or none
+                open_ &= task[lo] != task[hi]
             lo, hi, sim = lo[open_], hi[open_], sim[open_]
-            for k in np.lexsort((hi, lo, id_rank[hi], id_rank[lo], -sim)):
+            for k in np.lexsort((hi, lo, id_rank[hi], id_rank[lo], -(sim + _context_similarity(sigs, lo, hi)))):
                 i, j = int(lo[k]), int(hi[k])
                 if used[i] >= cap or used[j] >= cap or (i, j) in seen:
                     continue
-                reached = _reached_level(level, float(sim[k]), sigs[i], sigs[j], config, deepest=depth == len(blocking) - 1)
+                deepest = depth == deepest_blocking
+                reached = _reached_level(level, float(sim[k]), sigs[i], sigs[j], config, deepest=deepest)
                 if LEVELS.index(reached) < min_rank:
                     continue
                 seen.add((i, j))
@@ -257,6 +304,8 @@ def mine_candidates(sigs: Sequence[Signature], config: CascadeConfig, ctx: RunCo
 
 
 def _reached_level(level: str, issue_sim: float, a: Signature, b: Signature, config: CascadeConfig, deepest: bool) -> str:
+    if level == "instance":
+        return level
     if deepest and "issue" in config.levels and issue_sim >= config.issue_threshold:
         return "issue"
     if level == "commit" and (not a.commit or not b.commit):
@@ -268,7 +317,7 @@ def _make_candidate(a: Signature, b: Signature, level: str, block: tuple[str, ..
     anchor, confounder = a, b
     if config.anchor == "resolved-first" and (a.resolved is True) != (b.resolved is True):
         anchor, confounder = (a, b) if a.resolved else (b, a)
-    elif int(_seeded_key(config.seed, a.id, b.id)[:8], 16) % 2:
+    elif int(_seeded_key(config.seed, a.id, b.id, *((a.run, b.run) if a.id == b.id else ()))[:8], 16) % 2:
         anchor, confounder = b, a
     return Candidate(
         anchor_id=anchor.id,
@@ -287,6 +336,8 @@ def _make_candidate(a: Signature, b: Signature, level: str, block: tuple[str, ..
             "issue_similarity": round(issue_sim, 6),
             "anchor_resolved": anchor.resolved,
             "confounder_resolved": confounder.resolved,
+            "anchor_run": anchor.run,
+            "confounder_run": confounder.run,
         },
     )
 

@@ -41,6 +41,7 @@ class Hunk:
     new_start: int = 0
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # the context lines around the change
     function: str = ""  # innermost enclosing def/class of the first change ("" = module level)
     functions: list[str] = field(default_factory=list)  # one per separate change block, deduplicated
 
@@ -54,6 +55,7 @@ class PatchInfo:
     functions: list[tuple[str, str]] = field(default_factory=list)  # (file, qualname), in order, deduplicated
     added_lines: list[str] = field(default_factory=list)
     removed_lines: list[str] = field(default_factory=list)
+    unchanged_lines: list[str] = field(default_factory=list)  # context lines of the hunks
     binary_files: list[str] = field(default_factory=list)
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path)
 
@@ -162,6 +164,7 @@ def _read_hunk(lines: list[str], i: int, m: re.Match, path: str, info: PatchInfo
             hunk.removed.append(line[1:])
             old_left -= 1
         elif tag == " " or line == "":
+            hunk.unchanged.append(line[1:])
             old_left -= 1
             new_left -= 1
         elif tag == "\\":  # "\ No newline at end of file"
@@ -177,6 +180,7 @@ def _read_hunk(lines: list[str], i: int, m: re.Match, path: str, info: PatchInfo
     info.hunks.append(hunk)
     info.added_lines.extend(hunk.added)
     info.removed_lines.extend(hunk.removed)
+    info.unchanged_lines.extend(hunk.unchanged)
     return i
 
 

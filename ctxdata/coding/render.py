@@ -11,10 +11,14 @@ Format (the HTML viewer and the tests rely on it):
 Actions are kept whole when possible (they are the agent's decisions); thoughts are shortened;
 long observations are cut to head + tail, at line boundaries, with an elision marker. When even
 that exceeds the budget, middle steps are elided, keeping the first and last ones. Tokens are
-estimated as characters / `CHARS_PER_TOKEN` so rendering needs no tokenizer.
+estimated as characters / `CHARS_PER_TOKEN` so rendering needs no tokenizer; given `count_tokens`
+(a real tokenizer's count, `ctxdata.tokens.TokenCounter.count`), the character budget is shrunk
+until the real count is within `max_tokens`.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from ctxdata.coding.trajectory import Step, Trajectory
 
@@ -67,9 +71,23 @@ def _fair_share(lengths: list[int], budget: int) -> int:
     return max(lengths, default=0)
 
 
-def render_trajectory(traj: Trajectory, max_tokens: int = 4096) -> str:
-    """The trajectory's steps as text of at most ~`max_tokens` tokens."""
-    budget = max_tokens * CHARS_PER_TOKEN
+def render_trajectory(traj: Trajectory, max_tokens: int = 4096, count_tokens: Callable[[str], int] | None = None) -> str:
+    """The trajectory's steps as text of at most `max_tokens` tokens (~4 characters each without `count_tokens`)."""
+    text = _render_chars(traj, max_tokens * CHARS_PER_TOKEN)
+    if count_tokens is None:
+        return text
+    budget = len(text)
+    for _ in range(8):  # code and logs run 2-3.5 characters per token, so the first estimate is often over
+        n_tokens = count_tokens(text)
+        if n_tokens <= max_tokens or budget <= 64:
+            return text
+        budget = int(budget * max_tokens / n_tokens * 0.97)
+        text = _render_chars(traj, budget)
+    return text
+
+
+def _render_chars(traj: Trajectory, budget: int) -> str:
+    """The trajectory's steps as text of at most `budget` characters."""
     steps = traj.steps
     if not steps:
         return ""

@@ -6,9 +6,10 @@ gives exactly `mine_candidates` over all signatures:
 
 - within a repository, pairs, levels and the greedy per-trajectory cap are the same (block order,
   id order and patch identity are decided inside the repository);
-- the global order is "deepest level first, then block key": a block key at blocking depth d has
-  d + 1 parts and starts with the repository, so a stable sort of the concatenated groups on
-  (-(len(block)), repository) restores it;
+- the global order is "deepest level first, then block key": the `instance` blocks (one per task)
+  are mined first, then blocking depth d from the deepest up, where a block key has d + 1 parts;
+  every key starts with the repository, so a stable sort of the concatenated groups on
+  (not instance, -len(block), repository) restores it;
 - the balanced A/B labels are a seeded shuffle over that whole order, so they are assigned once,
   after the merge.
 """
@@ -34,7 +35,7 @@ class MineRepository:
 
 def merge_repository_groups(groups: Sequence[list[Candidate]], seed: int) -> list[Candidate]:
     """The per-repository candidate lists in `mine_candidates` order, labels assigned over all of them."""
-    merged = sorted((c for group in groups for c in group), key=lambda c: (-len(c.block), c.block[0]))
+    merged = sorted((c for group in groups for c in group), key=lambda c: (c.level != "instance", -len(c.block), c.block[0]))
     _assign_labels(merged, seed)
     return merged
 

@@ -45,6 +45,15 @@ def minhash(text: str) -> np.ndarray:
     return (hashed.min(axis=0) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 
+def line_minhash(text: str) -> np.ndarray:
+    """A MinHash signature of the text's set of stripped, non-empty lines: estimates `line_jaccard` between two texts."""
+    lines = set(map(str.strip, text.split("\n"))) - {""}
+    if not lines:
+        return np.full(NUM_PERM, np.iinfo(np.uint32).max, dtype=np.uint32)
+    x = np.fromiter((zlib.crc32(line.encode("utf-8", "surrogatepass")) for line in lines), dtype=np.uint64, count=len(lines))[:, None]
+    return (((x * _A + _B) % _PRIME).min(axis=0) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
 def minhash_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Estimated Jaccard similarity of two MinHash signatures."""
     return float(np.mean(a == b))

@@ -16,17 +16,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, NamedTuple
+from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple
 
 import orjson
 
 from ctxdata.coding.cascade import Candidate, Signature
 from ctxdata.coding.mask import mask_diff_blocks
 from ctxdata.coding.render import render_trajectory
+from ctxdata.coding.similarity import line_minhash
 from ctxdata.coding.trajectory import Step, Trajectory
 from ctxdata.errors import CtxdataError
 from ctxdata.io import named_os_error
 from ctxdata.pipeline import RunContext, Stage
+from ctxdata.tokens import TokenCounter
 
 
 class ContextRef(NamedTuple):
@@ -50,13 +52,10 @@ class StoredContext:
     text: str
 
 
-def prepare_context(traj: Trajectory, max_tokens: int) -> StoredContext:
-    """Mask every diff block (pair-independent), then render under the budget."""
-    steps = [
-        Step(mask_diff_blocks(s.thought), mask_diff_blocks(s.action), mask_diff_blocks(s.observation), s.returncode)
-        for s in traj.steps
-    ]
-    text = render_trajectory(replace(traj, steps=steps), max_tokens)
+def prepare_context(traj: Trajectory, max_tokens: int, count_tokens: Callable[[str], int] | None = None) -> StoredContext:
+    """Mask every diff block (pair-independent), then render under the budget (real tokens with `count_tokens`)."""
+    steps = [Step(mask_diff_blocks(s.thought), mask_diff_blocks(s.action), mask_diff_blocks(s.observation), s.returncode) for s in traj.steps]
+    text = render_trajectory(replace(traj, steps=steps), max_tokens, count_tokens)
     return StoredContext(traj.id, traj.source, traj.format, traj.issue, traj.patch, len(traj.steps), text)
 
 
@@ -119,15 +118,19 @@ class StoreContexts(Stage):
 
     name = "store"
 
-    def __init__(self, writer: ContextWriter, max_context_tokens: int) -> None:
+    def __init__(self, writer: ContextWriter, max_context_tokens: int, tokenizer: str | None = None) -> None:
         self.writer = writer
         self.max_context_tokens = max_context_tokens
+        self.tokenizer = tokenizer  # a ctxdata.tokens spec; None: ~4 characters per token
 
     def run(self, records: Iterable[Signature], ctx: RunContext) -> Iterator[Signature]:
+        count = TokenCounter(self.tokenizer).count if self.tokenizer else None
         for sig in records:
             if sig.trajectory is None:
                 raise ValueError("StoreContexts needs SignTrajectories(keep_trajectory=True) before it")
-            sig.context = self.writer.add(prepare_context(sig.trajectory, self.max_context_tokens))
+            stored = prepare_context(sig.trajectory, self.max_context_tokens, count)
+            sig.context = self.writer.add(stored)
+            sig.context_minhash = line_minhash(stored.text)  # for choosing the most confusable sibling
             sig.trajectory = None
             yield sig
 

@@ -1,17 +1,23 @@
-"""Synthetic mini-swe-agent trajectories for sibling SWE-bench-style tasks, with report.json outcomes.
+"""Synthetic mini-swe-agent runs on sibling SWE-bench-style tasks, with report.json outcomes.
 
     write_traces(SynthConfig(n=1000, seed=0), Path("synth/"))
     # synth/trajs/<id>/<id>.traj.json + synth/logs/<id>/report.json
+    write_traces(SynthConfig(n=300, runs_per_task=4), Path("runs/"))
+    # runs/run-1/trajs/<id>/<id>.traj.json ... runs/run-4/logs/<id>/report.json
 
 A small world of repos -> files -> functions is generated from the seed. Tasks come in sibling
-groups: every instance of a group shares repo, base commit, file and function, gets a DIFFERENT
-bug in that function (a different mutation kind), a related issue text and its own outcome, so
-siblings make contrastive pairs. Each instance is generated from its own RNG stream, so output is
-byte-identical for a seed whatever the number of workers.
+groups: the tasks of a group share repo, base commit, file and function, and each has a different
+bug there (a different mutation kind), so a different issue. The scripted agent
+(`ctxdata.coding.synth_agent`) runs each task `runs_per_task` times. A run either fixes the
+issue's bug (resolved) or makes a plausible wrong change at the same place (resolved: false);
+two runs of one task may submit the same patch. Runs are shaped after real mini-swe-agent runs
+and their shape does not depend on the outcome (see `synth_agent`). Each task and each run has
+its own RNG stream, so the output is byte-identical for a seed whatever the workers or `n`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -21,49 +27,58 @@ from pathlib import Path
 
 from ctxdata.errors import ConfigError
 
-SYSTEM = (
-    "You are a helpful assistant that can interact multiple times with a computer shell to solve programming tasks.\n"
-    "Your response must contain exactly ONE bash code block with ONE command (or commands connected with && or ||).\n\n"
-    "Include a THOUGHT section before your command where you explain your reasoning process.\n"
-    "Format your response as shown in <format_example>.\n\n<format_example>\nTHOUGHT: Your reasoning and analysis here\n\n"
-    "```bash\nyour_command_here\n```\n</format_example>\n\nFailure to follow these rules will cause your response to be rejected."
-)
-INSTRUCTIONS = (
-    "<instructions>\n# Task Instructions\n\n## Overview\nYou're a software engineer interacting continuously with a computer by "
-    "submitting commands. You'll be helping implement necessary changes to meet requirements in the PR description.\n"
-    "Your task is specifically to make changes to non-test files in the current directory in order to fix the issue "
-    "described in the PR description in a way that is general and consistent with the codebase.\n</instructions>"
-)
 OWNERS = ["acme", "orbital", "lumen", "quartz", "nimbus", "vertex", "harbor", "cobalt", "meridian", "tundra"]
 NAMES = ["tessera", "ledgerly", "pipewise", "gridkit", "parsel", "quiver", "stratum", "beacon", "foliage", "runnel"]
-SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached"
+P_RESOLVED = 0.6  # chance that a run fixes the right bug (Gemini 3 Pro, mini-swe-agent: 0.73 on SWE-bench Verified)
+P_COMMENTED = 0.3  # chance that a run writes its fix with a trailing comment (so correct runs differ too)
+MIN_STEPS = 6  # locate, reproduce (write, run), edit, re-run, submit
 
 
 @dataclass
 class SynthConfig:
     """Sizes and structure of a synthetic trajectory set."""
 
-    n: int = 100  # number of task instances (trajectories)
+    n: int = 100  # number of tasks (task instances)
     seed: int = 0  # same seed -> byte-identical files
     repos: int = 6  # repositories in the synthetic world
     files_per_repo: int = 4  # Python modules per repository
     functions_per_file: int = 6  # functions/methods per module (the sibling targets)
-    siblings: int = 3  # instances per sibling group (same repo, commit, file, function)
-    steps: int = 12  # agent steps per trajectory (>= 6: locate, read, reproduce, edit, test, submit)
-    kb: float = 20.0  # approximate size of one trajectory file in KB
+    siblings: int = 3  # tasks per sibling group (same repo, commit, file, function; different bug)
+    runs_per_task: int = 1  # agent runs per task; more than 1 writes run-1/ ... run-K/, one results folder each
+    steps: int = 30  # median agent steps of a run; each run draws its own count (real runs: ~0.6x to ~1.8x)
+    kb: float = 60.0  # mean size of one trajectory file in KB; longer runs are larger (real: ~50 KB of step text)
 
     def __post_init__(self) -> None:
-        for name in ("n", "repos", "files_per_repo", "functions_per_file", "siblings"):
+        for name in ("n", "repos", "files_per_repo", "functions_per_file", "siblings", "runs_per_task"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"synth {name} must be >= 1, got {getattr(self, name)}")
-        if self.steps < 6:
-            raise ConfigError(f"synth steps must be >= 6 (locate, read, reproduce, edit, test, submit), got {self.steps}")
+        if self.steps < MIN_STEPS:
+            raise ConfigError(
+                f"synth steps must be >= {MIN_STEPS} (locate, reproduce, run, edit, re-run, submit), got {self.steps}"
+            )
         if self.kb <= 0:
             raise ConfigError(f"synth kb must be > 0, got {self.kb}")
 
     @property
     def n_groups(self) -> int:
         return -(-self.n // self.siblings)
+
+
+@dataclass
+class SynthTask:
+    """One task instance: where its bug is, which kind it is, and its issue text."""
+
+    index: int
+    id: str
+    repo: str
+    commit: str
+    module: "Module"
+    target: "SynthFunction"
+    kind: str  # the bug the issue reports (one of MUTATIONS)
+    variant: int  # the form of its correct fix (`fix_variant`)
+    issue: str
+    wrong_kinds: tuple[str, ...]  # the changes a wrong run makes instead (kinds no sibling task has, if any)
+    first_resolved: bool  # outcome of run 1; run 2 has the other, so every task with 2+ runs has both
 
 
 def repo_name(cfg: SynthConfig, r: int) -> str:
@@ -89,40 +104,80 @@ def instance_id(cfg: SynthConfig, i: int) -> str:
     return f"{owner}__{name}-{1000 + i}"
 
 
-def make_instance(cfg: SynthConfig, i: int) -> tuple[str, dict, dict]:
-    """Instance i -> (instance_id, mini-swe-agent trajectory dict, SWE-bench report dict)."""
+def make_task(cfg: SynthConfig, i: int) -> SynthTask:
+    """Task i: its sibling group fixes repo, commit, file and function; its place in the group the bug kind."""
     g, s = divmod(i, cfg.siblings)
     r, f, k, c = group_target(cfg, g)
     repo = repo_name(cfg, r)
     module = build_module(cfg.seed, repo, f, cfg.functions_per_file)
-    target = module.functions[k]
-    group_rng = random.Random(f"{cfg.seed}:group:{g}")
-    kinds = group_rng.sample(MUTATIONS, len(MUTATIONS))
+    kinds = random.Random(f"{cfg.seed}:group:{g}").sample(MUTATIONS, len(MUTATIONS))
     kind = kinds[s % len(kinds)]
     rng = random.Random(f"{cfg.seed}:instance:{i}")
-    iid = instance_id(cfg, i)
-    old_lines, new_lines, issue_text = mutate(module, target, kind, variant=s // len(kinds), rng=rng)
-    patch = unified_diff(module.path, old_lines, new_lines, rng)
-    # Each group has both outcomes once it has 2+ members; the rest is a coin flip.
-    resolved = (s % 2 == 0) if s < 2 and cfg.siblings > 1 else rng.random() < 0.55
-    messages = _messages(cfg, rng, module, target, kind, issue_text, patch, resolved, new_lines)
+    unused = kinds[cfg.siblings :]  # a wrong run should not submit a sibling task's fix
+    wrong = tuple(unused) if unused else tuple(m for m in MUTATIONS if m != kind)
+    # Each group has both outcomes once it has 2+ tasks; the rest is a coin flip.
+    first_resolved = (s % 2 == 0) if s < 2 and cfg.siblings > 1 else rng.random() < P_RESOLVED
+    issue = issue_text(module, module.functions[k], kind, rng)
+    return SynthTask(
+        i,
+        instance_id(cfg, i),
+        repo,
+        commit_sha(cfg, r, c),
+        module,
+        module.functions[k],
+        kind,
+        fix_variant(s, rng),
+        issue,
+        wrong,
+        first_resolved,
+    )
+
+
+def fix_variant(sibling: int, rng: random.Random) -> int:
+    """The form of a fix: the plainest one (0) or one marked by the task's place in its group, half and half.
+
+    Right and wrong fixes draw their forms alike, so a form (say, an added line that is a substring of
+    the line it replaces) says nothing about which run is resolved; repeats of a kind in a group larger
+    than the kinds get forms of their own (10, 11, ...).
+    """
+    repeat, slot = divmod(sibling, len(MUTATIONS))
+    return 10 * repeat + (0 if rng.random() < 0.5 else 1 + slot)
+
+
+def make_run(cfg: SynthConfig, i: int, run: int = 0) -> tuple[str, dict, dict]:
+    """Run `run` of task i -> (instance_id, mini-swe-agent trajectory dict, SWE-bench report dict)."""
+    from ctxdata.coding.synth_agent import run_messages
+
+    task = make_task(cfg, i)
+    rng = random.Random(f"{cfg.seed}:run:{i}:{run}")
+    resolved = (
+        task.first_resolved if run == 0 else (not task.first_resolved if run == 1 else rng.random() < P_RESOLVED)
+    )
+    fix_kind = task.kind if resolved else rng.choice(task.wrong_kinds)
+    variant = task.variant if resolved else fix_variant(task.index % cfg.siblings, rng)
+    new_lines = fix_lines(task.module, task.target, fix_kind, variant, commented=rng.random() < P_COMMENTED)
+    patch = unified_diff(task.module.path, task.module.lines, new_lines)
+    messages = run_messages(cfg, task, rng, fix_kind, new_lines, patch)
     traj = {
         "info": {
             "exit_status": "Submitted",
             "submission": patch,
-            "model_stats": {"instance_cost": round(rng.uniform(0.02, 0.4), 4), "api_calls": cfg.steps},
+            "model_stats": {
+                "instance_cost": round(rng.uniform(0.05, 1.2), 4),
+                "api_calls": sum(m["role"] == "assistant" for m in messages),
+            },
             "mini_version": "1.15.0",
             "config": {"model": {"model_name": "synth/scripted-agent"}},
         },
         "messages": messages,
         "trajectory_format": "mini-swe-agent-1",
-        "instance_id": iid,
-        "base_commit": commit_sha(cfg, r, c),  # not in mini-swe-agent's schema; the reader uses it when present
+        "instance_id": task.id,
+        "base_commit": task.commit,  # not in mini-swe-agent's schema; the reader uses it when present
     }
-    return iid, traj, _report(iid, target, kind, resolved, module)
+    return task.id, traj, _report(task.id, task.target, task.kind, resolved, task.module)
 
 
-def _report(iid: str, target: SynthFunction, kind: str, resolved: bool, module: Module) -> dict:
+def _report(iid: str, target: "SynthFunction", kind: str, resolved: bool, module: "Module") -> dict:
     test_file = module.test_path
     f2p = [f"{test_file}::test_{target.name}_{kind}"]
     p2p = [f"{test_file}::test_{fn.name}_basic" for fn in module.functions]
@@ -142,50 +197,16 @@ def _report(iid: str, target: SynthFunction, kind: str, resolved: bool, module: 
     }
 
 
-def _turn(thought: str, command: str) -> dict:
-    return {"role": "assistant", "content": f"THOUGHT: {thought}\n\n```bash\n{command}\n```"}
+def run_folder(cfg: SynthConfig, out: Path, run: int) -> Path:
+    """Where run `run` (0-based) goes: `out` itself for one run per task, else `out/run-<run+1>`."""
+    return out if cfg.runs_per_task == 1 else out / f"run-{run + 1}"
 
 
-def _obs(returncode: int, output: str) -> dict:
-    return {"role": "user", "content": f"<returncode>{returncode}</returncode>\n<output>\n{output}</output>"}
-
-
-def _messages(cfg, rng, module, target, kind, issue_text, patch, resolved, new_lines) -> list[dict]:
-    q, path = target.qualname, module.path
-    start = target.start + 1
-    numbered = "".join(f"{n:6d}\t{line}\n" for n, line in enumerate(module.lines, 1))
-    script = reproduce_script(module, target, kind)
-    msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"<pr_description>\nConsider the following PR description:\n{issue_text}\n</pr_description>\n\n{INSTRUCTIONS}"}]
-    say = rng.choice  # phrasing varies per instance, so siblings differ beyond their observations
-    turns = [
-        (_turn(say([f"The issue is about `{q}`. Let me find where it is defined.", f"First I need to locate `{target.name}` in the source tree."]), f'grep -rn "def {target.name}" src/'), _obs(0, f"{path}:{start}:{module.lines[target.start]}\n")),
-        (_turn(say([f"Let me read `{path}` around `{q}`.", f"`{q}` lives in `{path}`; I'll look at the whole module."]), f"cat -n {path}"), _obs(0, numbered)),
-        (_turn(say(["I'll write a script that reproduces the problem from the PR description.", f"Before changing anything I want a reproduction of the `{kind.replace('_', ' ')}` problem."]), f"cat <<'EOF' > reproduce.py\n{script}EOF"), _obs(0, "")),
-        (_turn(say(["Now run the reproduction script.", "Let me confirm the bug with the script."]), "python reproduce.py"), _obs(1, f"Traceback (most recent call last):\n  File \"/testbed/reproduce.py\", line 6, in <module>\n    check()\nAssertionError: {target.name} misbehaves ({kind.replace('_', ' ')})\n")),
-    ]
-    fixed = "".join(new_lines)
-    final = [
-        (_turn(f"I'll apply the fix inside `{q}`.", f"cat <<'EOF' > {path}\n{fixed}EOF"), _obs(0, "")),
-        (_turn("Re-run the reproduction script to confirm the fix.", "python reproduce.py"), _obs(0 if resolved or rng.random() < 0.5 else 1, "OK\n")),
-        (_turn("Run the module's tests to check for regressions.", f"python -m pytest {module.test_path} -q"), _obs(0 if resolved else 1, pytest_output(module, target, kind, resolved))),
-        (_turn("The change is complete; submitting.", SUBMIT), {"role": "user", "content": patch}),
-    ]
-    n_filler = max(0, cfg.steps - len(turns) - len(final))
-    # Size the filler outputs so the written file (indent=2 JSON, patch twice) lands near cfg.kb.
-    base = len(json.dumps(msgs + [m for pair in turns + final for m in pair], indent=2)) + len(json.dumps(patch)) + 700
-    budget = int((cfg.kb * 1024 - base) / max(1, n_filler) / 1.03) - 250
-    filler = [filler_output(rng, module, target, budget) for _ in range(n_filler)]
-    for command, thought, output in filler:
-        turns.append((_turn(thought, command), _obs(0, output)))
-    for pair in turns + final:
-        msgs.extend(pair)
-    return msgs
-
-
-def _write_one(args: tuple[SynthConfig, Path, int]) -> tuple[int, int]:
-    cfg, out, i = args
-    iid, traj, report = make_instance(cfg, i)
-    traj_dir, log_dir = out / "trajs" / iid, out / "logs" / iid
+def _write_one(args: tuple[SynthConfig, Path, int, int]) -> tuple[int, int]:
+    cfg, out, i, run = args
+    iid, traj, report = make_run(cfg, i, run)
+    folder = run_folder(cfg, out, run)
+    traj_dir, log_dir = folder / "trajs" / iid, folder / "logs" / iid
     traj_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     a = json.dumps(traj, indent=2).encode()  # as mini-swe-agent and the SWE-bench harness write them
@@ -196,14 +217,15 @@ def _write_one(args: tuple[SynthConfig, Path, int]) -> tuple[int, int]:
 
 
 def write_traces(cfg: SynthConfig, out: Path, workers: int | None = None, on_progress=None) -> dict:
-    """Write `cfg.n` trajectories + reports under `out`; returns counts and bytes."""
+    """Write `cfg.n` tasks x `cfg.runs_per_task` runs (a trajectory and a report each) under `out`; returns counts."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder (it is created if missing)")
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    jobs = ((cfg, out, i) for i in range(cfg.n))
+    total = cfg.n * cfg.runs_per_task
+    jobs = ((cfg, out, i, run) for run in range(cfg.runs_per_task) for i in range(cfg.n))
     traj_bytes = report_bytes = 0
-    if workers > 1 and cfg.n >= 200:
+    if workers > 1 and total >= 200:
         import multiprocessing as mp
 
         with mp.get_context("fork").Pool(workers) as pool:
@@ -218,7 +240,16 @@ def write_traces(cfg: SynthConfig, out: Path, workers: int | None = None, on_pro
             if on_progress:
                 on_progress(1)
     repos = {group_target(cfg, g)[0] for g in range(cfg.n_groups)}
-    return {"files": 2 * cfg.n, "trajectories": cfg.n, "repos": len(repos), "sibling_groups": cfg.n_groups, "traj_bytes": traj_bytes, "report_bytes": report_bytes}
+    return {
+        "files": 2 * total,
+        "trajectories": total,
+        "tasks": cfg.n,
+        "runs_per_task": cfg.runs_per_task,
+        "repos": len(repos),
+        "sibling_groups": cfg.n_groups,
+        "traj_bytes": traj_bytes,
+        "report_bytes": report_bytes,
+    }
 
 
 # --- the synthetic world: modules of small filter-style functions, and bugs to fix in them ------
@@ -276,11 +307,23 @@ def build_module(seed: int, repo: str, f: int, n_functions: int) -> Module:
     pkg = repo.split("/")[1].replace("-", "_")
     mod = MODULES[f % len(MODULES)] + ("" if f < len(MODULES) else str(f // len(MODULES)))
     cls = rng.choice(CLASSES)
-    lines = [f'"""{mod.capitalize()} helpers of {pkg}."""\n', "\n", "from __future__ import annotations\n", "\n", "import logging\n", "\n"]
+    lines = [
+        f'"""{mod.capitalize()} helpers of {pkg}."""\n',
+        "\n",
+        "from __future__ import annotations\n",
+        "\n",
+        "import logging\n",
+        "\n",
+    ]
     lines += ["logger = logging.getLogger(__name__)\n", "\n", f"DEFAULT_LIMIT = {rng.randint(20, 90)}\n", "\n", "\n"]
     n_methods = (n_functions + 1) // 2
     lines += [f"class {cls}:\n", f'    """Selects {rng.choice(NOUNS)} for the {mod} stage."""\n', "\n"]
-    lines += ["    def __init__(self, threshold=10, strict=False):\n", "        self._threshold = threshold\n", "        self.strict = strict\n", "\n"]
+    lines += [
+        "    def __init__(self, threshold=10, strict=False):\n",
+        "        self._threshold = threshold\n",
+        "        self.strict = strict\n",
+        "\n",
+    ]
     functions, used = [], set()
     for k in range(n_functions):
         method = k < n_methods
@@ -292,9 +335,18 @@ def build_module(seed: int, repo: str, f: int, n_functions: int) -> Module:
         used.add(name)
         noun = name.split("_")[1]
         names = dict(
-            name=name, selfp="self, " if method else "", arg=noun, opt="threshold", acc="kept", item=noun[:-1],
-            fld=rng.choice(FIELDS), default="self._threshold" if method else str(rng.randint(2, 40)), const=rng.randint(0, 9),
-            msg=f"invalid {noun[:-1]}", limit="DEFAULT_LIMIT", doc=f"Return the {noun} below the threshold, sorted.",
+            name=name,
+            selfp="self, " if method else "",
+            arg=noun,
+            opt="threshold",
+            acc="kept",
+            item=noun[:-1],
+            fld=rng.choice(FIELDS),
+            default="self._threshold" if method else str(rng.randint(2, 40)),
+            const=rng.randint(0, 9),
+            msg=f"invalid {noun[:-1]}",
+            limit="DEFAULT_LIMIT",
+            doc=f"Return the {noun} below the threshold, sorted.",
         )
         indent = "    " if method else ""
         functions.append(SynthFunction(name, f"{cls}.{name}" if method else name, len(lines), indent, names))
@@ -304,39 +356,86 @@ def build_module(seed: int, repo: str, f: int, n_functions: int) -> Module:
     return Module(repo, f"src/{pkg}/{mod}.py", f"tests/test_{mod}.py", lines, functions)
 
 
-def mutate(module: Module, fn: SynthFunction, kind: str, variant: int, rng: random.Random) -> tuple[list, list, str]:
-    """(old lines, fixed lines, issue text) for bug `kind` in `fn`; `variant` separates repeats."""
+FIX_COMMENTS = {
+    "boundary": "keep {arg} at the threshold",
+    "none_guard": "nothing to select",
+    "default": "the threshold is inclusive",
+    "sort_order": "largest {fld} first",
+    "limit": "callers slice the result themselves",
+    "strict_error": "skip bad {arg} instead of aborting",
+}
+
+
+def fix_lines(module: Module, fn: SynthFunction, kind: str, variant: int, commented: bool = False) -> list:
+    """The module's lines after a fix of bug `kind` in `fn`; `variant` separates repeats of a kind."""
     n, i, at = fn.names, fn.indent, fn.start
     new = list(module.lines)
     bump = f" + {variant}" if variant else ""
     if kind == "boundary":
         new[at + 6] = f"{i}        if {n['item']}.{n['fld']} <= {n['opt']}{bump}:\n"
-        symptom = f"drops {n['arg']} whose `{n['fld']}` is exactly the threshold; they should be kept"
     elif kind == "none_guard":
-        new[at + 2 : at + 2] = [f"{i}    if not {n['arg']}:\n", f"{i}        return []\n"]
-        symptom = f"raises `TypeError: 'NoneType' object is not iterable` when `{n['arg']}` is None or empty"
+        guard = f"if not {n['arg']}:" if not variant else f"if {n['arg']} is None or len({n['arg']}) < {variant}:"
+        new[at + 2 : at + 2] = [f"{i}    {guard}\n", f"{i}        return []\n"]
     elif kind == "default":
         new[at + 3] = f"{i}        {n['opt']} = {n['default']} + {1 + variant}\n"
-        symptom = f"uses a threshold one too low when `{n['opt']}` is not given, so borderline {n['arg']} disappear"
     elif kind == "sort_order":
-        new[at + 10] = f"{i}    {n['acc']}.sort(key=lambda x: x.{n['fld']}, reverse=True{', ' * 0})\n" if not variant else f"{i}    {n['acc']}.sort(key=lambda x: (-x.{n['fld']}, {variant}))\n"
-        symptom = f"returns {n['arg']} in ascending `{n['fld']}` order although callers expect the largest first"
+        new[at + 10] = (
+            f"{i}    {n['acc']}.sort(key=lambda x: x.{n['fld']}, reverse=True)\n"
+            if not variant
+            else f"{i}    {n['acc']}.sort(key=lambda x: (-x.{n['fld']}, {variant}))\n"
+        )
     elif kind == "limit":
-        new[at + 12] = f"{i}    return {n['acc']}\n" if not variant else f"{i}    return {n['acc']}[: {n['limit']} * {variant + 1}]\n"
-        symptom = f"silently truncates the result to `DEFAULT_LIMIT` {n['arg']}"
+        new[at + 12] = (
+            f"{i}    return {n['acc']}\n"
+            if not variant
+            else f"{i}    return {n['acc']}[: {n['limit']} * {variant + 1}]\n"
+        )
     else:  # strict_error
-        new[at + 9 : at + 10] = [f"{i}            logger.warning(\"{n['msg']}: %r\", {n['item']})\n", f"{i}            continue\n"]
-        symptom = f"aborts the whole batch with `ValueError` in strict mode instead of skipping the bad {n['item']}"
-    title = f"`{fn.qualname}` {symptom.split(';')[0].split(',')[0]}"
-    body = (
-        f"{title}\n\nDescription\n\n`{fn.qualname}` in `{module.path}` {symptom}.\n\nTo reproduce:\n```python\n"
-        f"from {module.path[4:-3].replace('/', '.')} import {fn.qualname.split('.')[0]}\n# call {fn.name} on a few {n['arg']} with {n['fld']} around the threshold\n```\n"
-        f"Seen in {rng.choice(['production', 'CI', 'a downstream project', 'the nightly job'])} after upgrading {module.repo}."
+        tag = f" ({variant})" if variant else ""
+        new[at + 9 : at + 10] = [
+            f'{i}            logger.warning("{n["msg"]}{tag}: %r", {n["item"]})\n',
+            f"{i}            continue\n",
+        ]
+    if commented:
+        first = next(j for j, (a, b) in enumerate(zip(module.lines, new)) if a != b)
+        new[first] = new[first].rstrip("\n") + "  # " + FIX_COMMENTS[kind].format(**n) + "\n"
+    return new
+
+
+SYMPTOMS = {
+    "boundary": "drops {arg} whose `{fld}` is exactly the threshold; they should be kept",
+    "none_guard": "raises `TypeError: 'NoneType' object is not iterable` when `{arg}` is None or empty",
+    "default": "uses a threshold one too low when `{opt}` is not given, so borderline {arg} disappear",
+    "sort_order": "returns {arg} in ascending `{fld}` order although callers expect the largest first",
+    "limit": "silently truncates the result to `DEFAULT_LIMIT` {arg}",
+    "strict_error": "aborts the whole batch with `ValueError` in strict mode instead of skipping the bad {item}",
+}
+
+
+def symptom(fn: SynthFunction, kind: str) -> str:
+    return SYMPTOMS[kind].format(**fn.names)
+
+
+def issue_text(module: Module, fn: SynthFunction, kind: str, rng: random.Random) -> str:
+    """The issue of bug `kind` in `fn`: a title, a description and a reproduction hint."""
+    n, said = fn.names, symptom(fn, kind)
+    title = f"`{fn.qualname}` {said.split(';')[0].split(',')[0]}"
+    return (
+        f"{title}\n\nDescription\n\n`{fn.qualname}` in `{module.path}` {said}.\n\nTo reproduce:\n```python\n"
+        f"from {module.path[4:-3].replace('/', '.')} import {fn.qualname.split('.')[0]}\n# call {fn.name} on a few "
+        f"{n['arg']} with {n['fld']} around the threshold\n```\n"
+        f"Seen in {rng.choice(['production', 'CI', 'a downstream project', 'the nightly job'])} after upgrading "
+        f"{module.repo}."
     )
-    return module.lines, new, body
 
 
-def unified_diff(path: str, old: list, new: list, rng: random.Random) -> str:
+def _blob(lines: list) -> str:
+    """The abbreviated git blob id of a file's content, as `index` lines show it."""
+    data = "".join(lines).encode()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()[:10]
+
+
+def unified_diff(path: str, old: list, new: list) -> str:
     """A git-style diff of one contiguous change (3 lines of context, python-driver hunk header)."""
     lo = 0
     while lo < min(len(old), len(new)) and old[lo] == new[lo]:
@@ -347,63 +446,27 @@ def unified_diff(path: str, old: list, new: list, rng: random.Random) -> str:
     start, end_old = max(0, lo - 3), min(len(old), hi_old + 3)
     end_new = hi_new + (end_old - hi_old)
     # Hunk context as git prints it with the `diff=python` driver: the nearest def/class, unindented.
-    context = next((old[j].strip() for j in range(start - 1, -1, -1) if old[j].lstrip().startswith(("def ", "class ", "async def "))), "")
+    context = next(
+        (
+            old[j].strip()
+            for j in range(start - 1, -1, -1)
+            if old[j].lstrip().startswith(("def ", "class ", "async def "))
+        ),
+        "",
+    )
     n_old, n_new = end_old - start, end_new - start
 
     def span(first: int, count: int) -> str:
         return str(first) if count == 1 else f"{first},{count}"
 
-    out = [f"diff --git a/{path} b/{path}\n", f"index {rng.getrandbits(28):07x}..{rng.getrandbits(28):07x} 100644\n", f"--- a/{path}\n", f"+++ b/{path}\n"]
+    out = [
+        f"diff --git a/{path} b/{path}\n",
+        f"index {_blob(old)}..{_blob(new)} 100644\n",
+        f"--- a/{path}\n",
+        f"+++ b/{path}\n",
+    ]
     out.append(f"@@ -{span(start + 1, n_old)} +{span(start + 1, n_new)} @@{' ' + context if context else ''}\n")
     out += [" " + line for line in old[start:lo]]
     out += ["-" + line for line in old[lo:hi_old]] + ["+" + line for line in new[lo:hi_new]]
     out += [" " + line for line in old[hi_old:end_old]]
     return "".join(out)
-
-
-def reproduce_script(module: Module, fn: SynthFunction, kind: str) -> str:
-    n = fn.names
-    owner = fn.qualname.split(".")[0]
-    call = f"{owner}().{fn.name}" if "." in fn.qualname else fn.name
-    return (
-        f"from types import SimpleNamespace as NS\nfrom {module.path[4:-3].replace('/', '.')} import {owner}\n\n"
-        f"def check():\n    items = [NS({n['fld']}=v) for v in (1, 5, 10, 15)]\n"
-        f"    out = {call}(items, 10)\n    assert out, 'empty result ({kind})'\n\ncheck()\nprint('OK')\n"
-    )
-
-
-def pytest_output(module: Module, fn: SynthFunction, kind: str, resolved: bool) -> str:
-    tests = [f"test_{f.name}_basic" for f in module.functions] + [f"test_{fn.name}_{kind}"]
-    marks = "." * (len(tests) - 1) + ("." if resolved else "F")
-    head = "============================= test session starts ==============================\n"
-    head += f"platform linux -- Python 3.11.8, pytest-8.1.1, pluggy-1.4.0\nrootdir: /testbed\ncollected {len(tests)} items\n\n"
-    head += f"{module.test_path} {marks}{' ' * max(1, 72 - len(module.test_path) - len(marks))}[100%]\n\n"
-    if resolved:
-        return head + f"============================== {len(tests)} passed in 0.{len(tests) + 11}s ==============================\n"
-    return head + (
-        f"=================================== FAILURES ===================================\n_____ test_{fn.name}_{kind} _____\n\n"
-        f"    def test_{fn.name}_{kind}():\n>       assert {fn.name}(make_{fn.names['arg']}()) == expected\nE       AssertionError\n\n"
-        f"{module.test_path}:{len(tests) * 9}: AssertionError\n=========================== short test summary info ============================\n"
-        f"FAILED {module.test_path}::test_{fn.name}_{kind} - AssertionError\n========================= 1 failed, {len(tests) - 1} passed in 0.31s =========================\n"
-    )
-
-
-def filler_output(rng: random.Random, module: Module, fn: SynthFunction, budget: int) -> tuple[str, str, str]:
-    """One exploration step (command, thought, output) whose output is about `budget` bytes."""
-    choice = rng.randrange(3)
-    lines, size = [], 0
-    if choice == 0:
-        fld = fn.names["fld"]
-        command, thought = f'grep -rn "{fld}" src/ tests/', f"Let me see where `{fld}` is used across the code base."
-        make = lambda: f"{rng.choice([module.path, module.test_path])}:{rng.randint(1, 400)}:{rng.choice(module.lines).rstrip()}\n"  # noqa: E731
-    elif choice == 1:
-        command, thought = f"git log --oneline -n 200 -- {module.path}", f"Let me check the recent history of `{module.path}`."
-        make = lambda: f"{rng.getrandbits(28):07x} {rng.choice(VERBS).capitalize()} {rng.choice(NOUNS)} by {rng.choice(FIELDS)} (#{rng.randint(100, 9999)})\n"  # noqa: E731
-    else:
-        command, thought = f"cat {module.test_path}", "Let me look at the existing tests for this module."
-        make = lambda: f"    assert {rng.choice(module.functions).name}(make_{rng.choice(NOUNS)}({rng.randint(0, 99)})) == expected_{rng.randint(0, 99)}\n"  # noqa: E731
-    while size < budget:
-        line = make()
-        lines.append(line)
-        size += len(line)
-    return command, thought, "".join(lines)

@@ -9,6 +9,7 @@ from ctxdata.errors import ConfigError
 
 OBJECTIVES = ("contextrl", "grpo", "da-sft", "da-rl")
 BACKENDS = ("native", "trl")
+CA_LOSSES = ("paper", "upper-clip")  # the L_CA forms of ctxdata.train.losses.context_awareness_loss
 DEFAULT_LAM = 0.01
 
 
@@ -54,6 +55,8 @@ class TrainConfig:
     ca_clip: float = 5.0  # c in -log sigmoid(clip(Delta, -c, c))
     ca_batch_size: int = 8  # pairs per optimizer step for L_CA (a fresh batch every step)
     ca_prefill: str = ""  # text appended after the generation prompt before reading the answer logits
+    ca_loss: str = "paper"  # paper: -log sigmoid(clip(Delta, -c, c)); upper-clip: -log sigmoid(min(Delta, c))
+    ca_both_orders: bool = False  # show each L_CA pair in both A/B orders in the same batch (letter bias cancels)
     sft_steps: int = 0  # da-sft: supervised steps on (query + anchor context -> answer) before GRPO
     sft_batch_size: int = 8  # da-sft: examples per supervised step
     sft_learning_rate: float | None = None  # da-sft: learning rate of the SFT phase (default: learning_rate)
@@ -92,6 +95,10 @@ class TrainConfig:
             raise ConfigError("da_rl_fraction must be in (0, 1]")
         if self.objective == "da-rl" and not self.task_data and self.da_rl_fraction != 1.0:
             self.da_rl_fraction = 1.0  # no task data: every prompt is a selection prompt
+        if self.ca_loss not in CA_LOSSES:
+            raise ConfigError(f"unknown ca_loss {self.ca_loss!r}; choose one of: {', '.join(CA_LOSSES)}")
+        if self.ca_both_orders and self.ca_batch_size % 2:
+            raise ConfigError(f"ca_both_orders shows every pair twice: ca_batch_size must be even, got {self.ca_batch_size}")
         if self.scale_rewards not in ("group", "batch", "none"):
             raise ConfigError("scale_rewards must be group, batch or none")
         if self.loss_type not in ("token_mean", "sequence_mean"):

@@ -5,7 +5,9 @@
   two context images (A first) as encoded cells, decoded to PIL only when a batch is built.
 - `PairSampler(examples, batch_size, seed).batch(step)` draws the batch for optimizer step `step`
   from its own generator seeded with (seed, step): a fresh batch every step, and a resumed run
-  draws exactly the batches the uninterrupted run would have drawn.
+  draws exactly the batches the uninterrupted run would have drawn. With `both_orders`, it draws
+  batch_size / 2 pairs and shows each one as stored and with contexts A and B swapped, so the
+  batch's correct letters are half A and half B and a letter preference cancels in the gradient.
 - `load_task_data(path)` reads JSONL or Parquet task rows: `prompt` (a string or chat messages),
   `answer`, optional `images`; other columns pass through to the reward functions (TRL's convention).
 - `sft_examples` / `selection_rl_rows` recast pairs for the `da-sft` and `da-rl` baselines.
@@ -35,9 +37,18 @@ class SelectionExample:
     query: str = ""
     answer: str = ""
     anchor_context: Any = None  # the anchor context's text (coding) or image cell (vision)
+    swapped: "SelectionExample | None" = None  # the same pair with contexts A and B exchanged
 
 
-def example_from_row(row: dict[str, Any]) -> SelectionExample:
+def swap_contexts(row: dict[str, Any]) -> dict[str, Any]:
+    """The pair with contexts A and B exchanged: the anchor moves to the other slot, the label follows it."""
+    out = dict(row, label=wrong_label(row["label"]))
+    for kind in ("text", "image"):
+        out[f"context_a_{kind}"], out[f"context_b_{kind}"] = row.get(f"context_b_{kind}"), row.get(f"context_a_{kind}")
+    return out
+
+
+def example_from_row(row: dict[str, Any], with_swapped: bool = True) -> SelectionExample:
     images = [row["context_a_image"], row["context_b_image"]] if row["domain"] == "vision" else []
     anchor = row["context_a_" + ("image" if images else "text")] if row["label"] == "A" else row["context_b_" + ("image" if images else "text")]
     return SelectionExample(
@@ -49,6 +60,7 @@ def example_from_row(row: dict[str, Any]) -> SelectionExample:
         query=row["query"],
         answer=row["answer"],
         anchor_context=anchor,
+        swapped=example_from_row(swap_contexts(row), with_swapped=False) if with_swapped else None,
     )
 
 
@@ -70,24 +82,28 @@ def load_selection_examples(dirs: Sequence[str | Path]) -> list[SelectionExample
 
 
 class PairSampler:
-    """Draws `batch_size` distinct examples (with replacement across steps) for each optimizer step."""
+    """Draws `batch_size` examples for each optimizer step (distinct pairs within a step when there are enough)."""
 
-    def __init__(self, examples: Sequence[SelectionExample], batch_size: int, seed: int = 0) -> None:
+    def __init__(self, examples: Sequence[SelectionExample], batch_size: int, seed: int = 0, both_orders: bool = False) -> None:
         if not examples:
             raise CtxdataError("PairSampler needs at least one pair")
-        if batch_size < 1:
-            raise CtxdataError(f"ca_batch_size must be >= 1, got {batch_size}")
+        if batch_size < 1 or (both_orders and batch_size % 2):
+            raise CtxdataError(f"ca_batch_size must be >= 1 (and even with both orders), got {batch_size}")
+        if both_orders and any(ex.swapped is None for ex in examples):
+            raise CtxdataError("both_orders needs examples built by example_from_row (they carry their swapped twin)")
         self.examples = list(examples)
         self.batch_size = batch_size
         self.seed = seed
+        self.both_orders = both_orders
 
     def batch(self, step: int) -> list[SelectionExample]:
         """The batch of step `step`: a pure function of (seed, step), so resuming reproduces it."""
         rng = random.Random(f"ctxdata-pairs-{self.seed}-{step}")
-        n = len(self.examples)
-        if self.batch_size <= n:
-            return [self.examples[i] for i in rng.sample(range(n), self.batch_size)]
-        return [self.examples[rng.randrange(n)] for _ in range(self.batch_size)]
+        n, k = len(self.examples), self.batch_size // 2 if self.both_orders else self.batch_size
+        picked = rng.sample(range(n), k) if k <= n else [rng.randrange(n) for _ in range(k)]
+        if not self.both_orders:
+            return [self.examples[i] for i in picked]
+        return [ex for i in picked for ex in (self.examples[i], self.examples[i].swapped)]  # type: ignore[misc]
 
 
 def decode_image(cell: Any):

@@ -19,8 +19,10 @@ GRPO variant (names as in `trl.GRPOConfig`), per optimizer step:
   4. ContextRL (objective `contextrl`): a FRESH batch of `ca_batch_size` pairs per step, teacher-
      forced on the selection prompt (chat template + generation prompt [+ `ca_prefill`]):
      Delta = max_v log p(correct_v) - max_w log p(wrong_w) at the answer position (letter variants
-     " A"/"A"), L_CA = mean -log sigmoid(clip(Delta, -ca_clip, ca_clip)), and
-     L = L_GRPO + lam * L_CA before every optimizer step (AdamW, grad-norm clipping, linear decay).
+     " A"/"A"), L_CA = mean -log sigmoid(clip(Delta, -ca_clip, ca_clip)) (the paper's form, `ca_loss`
+     "paper"; "upper-clip" drops the lower clamp), and L = L_GRPO + lam * L_CA before every optimizer
+     step (AdamW, grad-norm clipping of the summed gradient, linear decay). With `ca_both_orders`
+     the batch holds ca_batch_size / 2 pairs, each as stored and with A and B swapped.
 Baselines: `grpo` (lam = 0), `da-sft` (supervised phase on query + anchor context -> answer, then
 GRPO), `da-rl` (selection prompts mixed into the GRPO prompts with a 0/1 letter reward).
 Per-step metrics go to <output_dir>/metrics.jsonl; checkpoints to <output_dir>/checkpoint-<step>.
@@ -85,7 +87,7 @@ def context_awareness_step(model, processing_class, examples: list[SelectionExam
     inputs = {k: v.to(device) for k, v in selection_inputs(processing_class, examples, cfg.ca_prefill, cfg.max_prompt_length).items()}
     logits = model(**inputs, logits_to_keep=1).logits[:, -1, :]  # (B, V): next-token logits at the answer position
     delta = losses.selection_logit_delta(logits, [letter_ids[ex.correct] for ex in examples], [letter_ids[ex.wrong] for ex in examples])
-    loss, _ = losses.context_awareness_loss(delta, clip=cfg.ca_clip)
+    loss, _ = losses.context_awareness_loss(delta, clip=cfg.ca_clip, form=cfg.ca_loss)
     return loss, delta.detach()
 
 
@@ -238,18 +240,19 @@ def train_native(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None
             rng_rows.seed(step_seed(cfg.seed, step, "prompts"))
             buffered = generate_batch(setup, setup.draw_prompts(rng_rows), step)
         metrics = grpo_loss_backward(setup, buffered["tensors"])
-        ca_loss, ca_acc = float("nan"), float("nan")
+        ca = {"loss_ca": float("nan"), "ca_accuracy": float("nan"), "ca_trapped": float("nan")}
         if cfg.objective == "contextrl":
             loss_ca, delta = context_awareness_step(model, setup.processing_class, setup.pair_sampler.batch(step), setup.letter_ids, cfg)
             (cfg.lam * loss_ca).backward()
-            ca_loss, ca_acc = float(loss_ca.detach()), float((delta > 0).float().mean())
-        if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            ca = {"loss_ca": float(loss_ca.detach()), "ca_accuracy": float((delta > 0).float().mean()),
+                  "ca_trapped": float((delta < -cfg.ca_clip).float().mean())}  # wrong pairs the paper's clamp gives no gradient
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf")))
         lr = optim.param_groups[0]["lr"]
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
-        row = {"phase": "grpo", "step": step + 1, **buffered["stats"], **metrics, "loss_ca": ca_loss, "ca_accuracy": ca_acc,
+        ca_loss = ca["loss_ca"]
+        row = {"phase": "grpo", "step": step + 1, **buffered["stats"], **metrics, **ca, "grad_norm": grad_norm,
                "loss": metrics["loss_grpo"] + (cfg.lam or 0.0) * (0.0 if ca_loss != ca_loss else ca_loss),
                "lr": lr, "step_time": time.perf_counter() - t0}
         if (step + 1) % cfg.logging_steps == 0 or step + 1 == cfg.max_steps:

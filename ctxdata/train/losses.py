@@ -9,7 +9,9 @@ Context-awareness (ContextRL) loss, a logit-level term added to GRPO (not a rewa
 
 where v, w range over the token variants of each letter (" A" and "A": the first token of each
 variant) and p is the next-token distribution at the answer position of the selection prompt.
-The clamp makes the gradient exactly zero once |Delta| > c (saturated pairs stop pulling).
+The clamp makes the gradient exactly zero once |Delta| > c (saturated pairs stop pulling). That is
+the default (`ca_loss="paper"`); `ca_loss="upper-clip"` is -log sigmoid(min(Delta, c)), which keeps
+the stop for confidently right pairs but lets confidently wrong ones (Delta < -c) keep pulling.
 
 GRPO (TRL names):
 
@@ -30,6 +32,8 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from ctxdata.train.config import CA_LOSSES
 
 ADV_EPS = 1e-4  # TRL's denominator guard in the advantage normalisation
 SCALE_REWARDS = ("group", "batch", "none")
@@ -83,14 +87,21 @@ def selection_logit_delta(logits_at_answer: torch.Tensor, correct_ids, wrong_ids
     return right - wrong
 
 
-def context_awareness_loss(delta: torch.Tensor, clip: float = 5.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss_mean, per_item) with per_item = -log sigmoid(clamp(delta, -clip, clip)) = softplus(-clamp(.)).
+def context_awareness_loss(delta: torch.Tensor, clip: float = 5.0, form: str = "paper") -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss_mean, per_item) for the named L_CA form (`CA_LOSSES`).
 
-    torch.clamp passes no gradient outside [-clip, clip], so saturated items contribute zero gradient.
+    paper:      per_item = -log sigmoid(clamp(delta, -clip, clip)) = softplus(-clamp(.)). torch.clamp
+                passes no gradient outside [-clip, clip], so saturated items contribute zero gradient,
+                including confidently WRONG items (delta < -clip): they are trapped.
+    upper-clip: per_item = -log sigmoid(min(delta, clip)): confidently right items still stop
+                (the paper's reason for the clip), a confidently wrong item keeps a gradient of ~1.
     """
     assert delta.dim() == 1, f"delta must be (B,), got {tuple(delta.shape)}"
     assert clip > 0, "clip must be positive"
-    per_item = F.softplus(-torch.clamp(delta, -clip, clip))  # (B,), numerically stable -log sigmoid
+    if form not in CA_LOSSES:
+        raise ValueError(f"unknown L_CA form {form!r}; choose one of: {', '.join(CA_LOSSES)}")
+    low = -clip if form == "paper" else None
+    per_item = F.softplus(-torch.clamp(delta, low, clip))  # (B,), numerically stable -log sigmoid
     return per_item.mean(), per_item
 
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ctxdata.audit.stats import wilson_interval as audit_wilson
 from ctxdata.errors import ConfigError, CtxdataError
 from ctxdata.train.probe_model import ProbeModel, load_probe_model
 from ctxdata.train.prompts import wrong_label
@@ -83,13 +84,7 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """The Wilson score interval for k successes out of n (95% by default); (0, 1) when n == 0."""
     if not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return audit_wilson(k, n, z)
 
 
 def accuracy_stats(flags: Sequence[bool]) -> dict[str, Any]:

@@ -146,7 +146,7 @@ def prepare(cfg: TrainConfig) -> TrainSetup:
                        eos_ids=list(eos) if isinstance(eos, (list, tuple)) else [int(eos)], reward_funcs=build_reward_funcs(cfg),
                        task_rows=task_rows, pair_examples=examples, selection_rows=selection_rows)
     if cfg.objective == "contextrl":
-        setup.pair_sampler = PairSampler(examples, cfg.ca_batch_size, seed=cfg.seed)
+        setup.pair_sampler = PairSampler(examples, cfg.ca_batch_size, seed=cfg.seed, both_orders=cfg.ca_both_orders)
         setup.letter_ids = letter_token_ids(tok)
     if cfg.beta > 0:
         setup.ref_model = copy.deepcopy(model).eval().requires_grad_(False)

@@ -9,7 +9,9 @@ identical except for ONE decisive output line:
     path        `find . -name settings.toml`          -> "./config/settings.toml" | "./src/app/settings.toml"
 
 The pair (domain `coding`, method `synth:<kind>`) asks which trace supports the answer; the task
-QA asks the question about one trace and has an exact, checkable answer (`score_answer`). Items
+QA asks the question about one trace and has an exact, checkable answer (`score_answer`). With
+`easy`, the decisive output line is `answer: <value>` (a learnability control: the pair is then
+solved by finding the line that repeats the given answer). Items
 are split into train and held-out by index, so no trace is in both. Everything derives from
 (seed, index): the same seed gives the same bytes. This is the embedded data a 135M model can
 learn from on a CPU in minutes.
@@ -48,6 +50,7 @@ class SynthTaskConfig:
     kinds: tuple[str, ...] = KINDS  # which decisive-line kinds to draw from
     filler: int = 3  # non-decisive commands per trace (each adds ~20-40 tokens)
     shard_size: int = 200  # pairs per shard (the unit of resume)
+    easy: bool = False  # the decisive output line is "answer: <value>": it states the answer verbatim
 
     def __post_init__(self) -> None:
         self.kinds = tuple(self.kinds)
@@ -123,6 +126,8 @@ def make_trace_pair(index: int, config: SynthTaskConfig) -> TracePair:
     rng = random.Random(f"synth-task:{config.seed}:{index}")
     kind = config.kinds[rng.randrange(len(config.kinds))]
     question, command, (out_anchor, out_confounder), (anchor_answer, confounder_answer) = _decisive(kind, rng)
+    if config.easy:  # the learnability control: matching the answer string to a line is all it takes
+        out_anchor, out_confounder = f"answer: {anchor_answer}", f"answer: {confounder_answer}"
     steps = [_filler(rng, question) for _ in range(config.filler)]
     slot = rng.randint(0, len(steps))
     render = lambda out: "\n".join(f"$ {cmd}\n{o}" for cmd, o in steps[:slot] + [(command, out)] + steps[slot:])  # noqa: E731

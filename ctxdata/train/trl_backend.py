@@ -99,9 +99,10 @@ def _trainer_class():
             if not chunk:
                 return loss
             loss_ca, delta = context_awareness_step(model, self.processing_class, chunk, self.letter_ids, self.ctx_cfg)
-            self.last_ca = {"loss_ca": float(loss_ca.detach()), "ca_accuracy": float((delta > 0).float().mean())}
-            self._metrics[mode]["loss_ca"].append(self.last_ca["loss_ca"])
-            self._metrics[mode]["ca_accuracy"].append(self.last_ca["ca_accuracy"])
+            self.last_ca = {"loss_ca": float(loss_ca.detach()), "ca_accuracy": float((delta > 0).float().mean()),
+                            "ca_trapped": float((delta < -self.ctx_cfg.ca_clip).float().mean())}
+            for key, value in self.last_ca.items():
+                self._metrics[mode][key].append(value)
             return loss + self.ctx_cfg.lam * weight * loss_ca.to(loss.dtype)
 
     return ContextRLGRPOTrainer
@@ -159,6 +160,7 @@ class MetricsCallback:
                 row.setdefault("kl", 0.0)
                 row.setdefault("loss_ca", float("nan"))
                 row.setdefault("ca_accuracy", float("nan"))
+                row.setdefault("ca_trapped", float("nan"))
                 owner.rows.append(row)
                 from ctxdata.train.setup import write_metrics
 

@@ -172,7 +172,22 @@ def summary_html(report: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     return "".join([
         table("build", totals), table("stages (in -> out)", stages),
         table("pairs by method", report.get("methods", {}).items()), table("rejected by reason", report.get("rejected", {}).items()),
+        audit_html(report.get("audit")),
     ])
+
+
+def audit_html(audit: dict[str, Any] | None) -> str:
+    """The shortcut audit of the whole folder (docs/audit.md): each predictor's accuracy [95% CI] by method."""
+    from ctxdata.audit.report import audit_tables
+
+    if not audit:
+        return ""
+    parts = []
+    for title, columns, rows in audit_tables(audit):
+        head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+        parts.append(f'<table class="audit"><caption>{esc(title)}</caption><tr>{head}</tr>{body}</table>')
+    return "".join(parts)
 
 
 def _asset(name: str) -> str:

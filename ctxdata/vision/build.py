@@ -3,10 +3,11 @@
 Global phase (cheap to redo on resume): load the pool (bad rows -> rejects), embed every pool
 image (on the engine: batches of `batch_size` images, one model per actor on Ray), build (or
 reload) one index over the gathered vectors, mine neighbour candidates, plan edit candidates,
-assign balanced A/B labels with a seeded shuffle, split candidates into tasks. Per-task phase
-(through `ctxdata.engine.run_tasks`, so a killed run resumes and the same seed gives the same
-shards; on Ray an actor pool holding the editors and VQA models): the stages in `vision_stages`
-make the confounder (edit or neighbour) and verify it.
+assign seeded roles (the edited image is the anchor in half of the edits; retrieval pairs are
+swapped in half) and balanced A/B labels with seeded shuffles, split candidates into tasks.
+Per-task phase (through `ctxdata.engine.run_tasks`, so a killed run resumes and the same seed
+gives the same shards; on Ray an actor pool holding the editors and VQA models): the stages in
+`vision_stages` make the confounder (edit or neighbour) and verify it (`vision/checks.py`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class VisionConfig:
     embedder: str = "efficientnet-lite0"  # embedder spec (see ctxdata.vision.embed)
     index: str = "auto"  # auto | flat | ivf | hnsw | numpy
     index_path: str | None = None  # save the index here, or reload it when it exists
-    sim_band: tuple[float, float] = (0.90, 0.995)  # keep confounders whose cosine to the anchor is in [lo, hi]
+    sim_band: tuple[float, float] = (0.90, 1.0)  # keep confounders whose cosine to the anchor is in [lo, hi]
+    near_copy: float = 0.25  # same-size images with at most this fraction of pixels changed pass below lo (0: off)
+    embedder_blind: float = 0.995  # pairs at or above this cosine are counted as embedder-blind (MMVP)
     k: int = 10  # neighbours examined per image when mining
     answerer: str | None = None  # VQA model answering a question on a neighbour that lacks it
     blind_embedder: str | None = None  # second embedder for MMVP-style blind pairs
@@ -56,7 +59,7 @@ class VisionConfig:
     max_pool_pixels: int = DEFAULT_MAX_POOL_PIXELS  # decoded pixels the whole pool may hold; later images are rejected
     hash_inputs: bool = False  # resume checks the pool's contents (sha256), not just paths, sizes and mtimes
     demo_families: int = 10  # demo pool: synthetic scene families (base + one edited sibling)
-    seed: int = 0  # seeds edit choices, editors and the A/B labels
+    seed: int = 0  # seeds edit choices, editors, the roles and the A/B labels
     shard_size: int = 64  # candidates per task / shard (the unit of resume)
     batch_size: int = 32  # images per embedding call (one Ray Data batch); output bytes do not depend on it
     engine: str = "local"  # local | ray: where embedding and the per-task stages run (bytes do not depend on it)
@@ -64,6 +67,7 @@ class VisionConfig:
     ray_address: str | None = None  # --engine ray: join this cluster, else start a local one
     num_gpus: float = 0.0  # --engine ray: GPUs per model actor (embedder; editor, verifier and judges of a task)
     concurrency: int = 0  # --engine ray: model actors per stage (0 = workers)
+    audit: str = "fast"  # shortcut audit at the end: fast | full (adds MiniLM) | off; never changes the pairs
 
     def __post_init__(self) -> None:
         self.strategies = tuple(self.strategies)
@@ -72,7 +76,9 @@ class VisionConfig:
             raise ConfigError(f"--strategy must be a comma list of {', '.join(STRATEGIES)}, got {','.join(self.strategies) or 'nothing'}")
         lo, hi = self.sim_band = tuple(float(v) for v in self.sim_band)
         if not -1.0 <= lo < hi <= 1.0:
-            raise ConfigError(f"--sim-band needs -1 <= lo < hi <= 1, got {lo},{hi}; e.g. --sim-band 0.9,0.995")
+            raise ConfigError(f"--sim-band needs -1 <= lo < hi <= 1, got {lo},{hi}; e.g. --sim-band 0.9,1")
+        if not 0.0 <= self.near_copy <= 1.0:
+            raise ConfigError(f"--near-copy is a fraction of pixels in [0, 1] (0 turns it off), got {self.near_copy}")
         d_lo, d_hi = self.difficulty_band = tuple(float(v) for v in self.difficulty_band)
         if not 0.0 <= d_lo <= d_hi <= 1.0:
             raise ConfigError(f"difficulty band needs 0 <= lo <= hi <= 1, got {d_lo},{d_hi}")
@@ -81,9 +87,11 @@ class VisionConfig:
             raise ConfigError("--shard-size, edits_per_image, k and difficulty_samples must be >= 1")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        from ctxdata.audit.run import check_audit_mode
         from ctxdata.engine import engine_options
 
         engine_options(self)  # rejects an unknown engine, or Ray options without --engine ray
+        check_audit_mode(self.audit)
         if self.edit_model_path and self.edit_model not in ("sdxl", "instruct-pix2pix"):
             raise ConfigError(f"--edit-model-path is for the diffusion editors; set --edit-model sdxl or instruct-pix2pix (got {self.edit_model})")
 
@@ -97,8 +105,9 @@ class Candidate:
 
     strategy: str  # edit | retrieval
     method: str  # edit:<editor> | retrieval:faiss | retrieval:blind
-    anchor: int  # index of the anchor record in pool.records
+    record: int  # index in pool.records: the record edited, or the retrieval anchor's
     label: str = "A"  # slot of the anchor (balanced by a seeded shuffle)
+    edited: str | None = None  # edits: which role the edited image takes, anchor | confounder (seeded, balanced)
     confounder: int | None = None  # retrieval: index of the confounder record
     neighbour_image: str | None = None  # retrieval via --answerer: the neighbour image, answered by the model
     cosine: float | None = None  # retrieval: the mining cosine
@@ -106,11 +115,26 @@ class Candidate:
     seed: int = 0  # per-candidate seed (editor noise, free spots)
     source: str = ""  # human-readable id for rejects
     # filled by the stages:
-    answer_confounder: str | None = None
+    question: str = ""
+    answer: str = ""
+    answer_confounder: str = ""
+    anchor_image: Any = None
     confounder_image: Any = None
+    anchor_id: str = ""
     confounder_id: str = ""
-    region: Any = None
+    region: Any = None  # where the decisive change is: the edit's region, or the anchor record's
     checks: list = field(default_factory=list)
+
+    def set_roles(self, anchor: tuple[Any, str, str], confounder: tuple[Any, str, str]) -> None:
+        """Each role as (image, id, answer)."""
+        self.anchor_image, self.anchor_id, self.answer = anchor
+        self.confounder_image, self.confounder_id, self.answer_confounder = confounder
+
+    def original_and_edited(self) -> tuple[Any, Any]:
+        """Edits: (the pool image, the edited image), whichever role each took."""
+        if self.edited == "anchor":
+            return self.confounder_image, self.anchor_image
+        return self.anchor_image, self.confounder_image
 
 
 def load_any_pool(config: VisionConfig, ctx: RunContext) -> Pool:
@@ -152,12 +176,38 @@ def plan_edits(pool: Pool, config: VisionConfig, ctx: RunContext, editor_method)
     return out
 
 
+def balanced_coins(n: int, key: str) -> list[bool]:
+    """n booleans, half of them True, in a seeded random order."""
+    coins = ([True, False] * (n // 2 + 1))[:n]
+    random.Random(key).shuffle(coins)
+    return coins
+
+
 def assign_labels(candidates: list[Candidate], seed: int) -> None:
     """Balanced A/B: half the slots each, permuted with a seeded shuffle."""
-    labels = (["A", "B"] * (len(candidates) // 2 + 1))[: len(candidates)]
-    random.Random(f"labels:{seed}").shuffle(labels)
-    for cand, label in zip(candidates, labels):
-        cand.label = label
+    for cand, first in zip(candidates, balanced_coins(len(candidates), f"labels:{seed}")):
+        cand.label = "A" if first else "B"
+
+
+def assign_roles(candidates: list[Candidate], seed: int) -> None:
+    """Take the role cue away: the edited image is the anchor in half of the edits, and half of the
+    retrieval pairs swap anchor and confounder (mining emits them in pool order), both seeded.
+
+    Edits are balanced within each (editor, operation): an operation moves image statistics one way
+    (a removal leaves less, a copy adds more), so balancing inside it keeps brightness, saturation
+    and edge counts from predicting the label by the luck of the draw on a small pool.
+    """
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for cand in candidates:
+        if cand.strategy == "edit":
+            groups.setdefault((cand.method, cand.plan.op), []).append(cand)
+    for (method, op), edits in sorted(groups.items()):
+        for cand, edited_anchor in zip(edits, balanced_coins(len(edits), f"roles:{seed}:{method}:{op}")):
+            cand.edited = "anchor" if edited_anchor else "confounder"
+    pairs = [c for c in candidates if c.confounder is not None]
+    for cand, swap in zip(pairs, balanced_coins(len(pairs), f"swap:{seed}")):
+        if swap:
+            cand.record, cand.confounder = cand.confounder, cand.record
 
 
 def chunk(items: list[Any], size: int) -> list[list[Any]]:
@@ -165,34 +215,63 @@ def chunk(items: list[Any], size: int) -> list[list[Any]]:
 
 
 def strategy_summary(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per strategy: candidates, kept, rejections by reason (from the report's counters/methods)."""
+    """Per strategy: candidates, kept, embedder-blind kept, rejections by reason (from the report's counters)."""
     counters, rows = report.get("counters", {}), []
     for strategy in STRATEGIES:
         candidates = counters.get(f"{strategy}:candidates", 0)
         kept = sum(n for m, n in report.get("methods", {}).items() if m.startswith(strategy))
         prefix = f"{strategy}:rejected:"
         reasons = {k[len(prefix):]: n for k, n in counters.items() if k.startswith(prefix)}
-        rows.append({"strategy": strategy, "candidates": candidates, "kept": kept, "rejected": reasons})
+        blind = counters.get(f"{strategy}:embedder_blind", 0)  # kept pairs the embedder cannot tell apart (MMVP)
+        rows.append({"strategy": strategy, "candidates": candidates, "kept": kept, "embedder_blind": blind,
+                     "rejected": reasons})
     return rows
 
 
-def cosines_of(vectors: np.ndarray, a: int, b: int) -> float:
-    return float(np.dot(vectors[a], vectors[b]))
+class NearCopies:
+    """`(a, b) -> bool mask`: which image pairs are near-copies (same size, at most `max_changed` of the
+    pixels changed), judged on 64x64 thumbnails made on first use; the `similarity_band` check
+    confirms on full pixels. Lets mining keep the copies an embedder pushed below the band."""
+
+    def __init__(self, images: list[Any], max_changed: float, side: int = 64):
+        self.images, self.max_changed, self.side = images, max_changed, side
+        self.thumbs: dict[int, np.ndarray] = {}
+
+    def thumb(self, row: int) -> np.ndarray:
+        if row not in self.thumbs:
+            from PIL import Image
+
+            small = self.images[row].convert("RGB").resize((self.side, self.side), Image.BOX)
+            self.thumbs[row] = np.asarray(small, dtype=np.int16)
+        return self.thumbs[row]
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        from ctxdata.vision.checks import NEAR_COPY_TOL
+
+        keep = np.zeros(len(a), dtype=bool)
+        for n, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
+            if self.images[x].size == self.images[y].size:
+                changed = np.abs(self.thumb(x) - self.thumb(y)).max(axis=2) > NEAR_COPY_TOL
+                keep[n] = changed.mean() <= self.max_changed
+        return keep
 
 
-def mine_retrieval(pool: Pool, vectors: np.ndarray, rows: dict[str, int], config: VisionConfig, index, ctx: RunContext) -> list[Candidate]:
+def mine_retrieval(pool: Pool, vectors: np.ndarray, rows: dict[str, int], config: VisionConfig, index,
+                   ctx: RunContext) -> list[Candidate]:
     """Neighbour candidates: same question, different answers, cosine in band (+ answerer, + blind)."""
-    from ctxdata.vision.mine import blind_pairs, knn_pairs, mine_band_pairs, normalize_question
+    from ctxdata.vision.mine import DUPLICATE_COSINE, blind_pairs, knn_pairs, mine_band_pairs, normalize_question
 
     recs = pool.records
     image_index = np.array([rows[r.image_id] for r in recs], dtype=np.int64)
     seen: set[tuple[int, int]] = set()
     out: list[Candidate] = []
-    for p in mine_band_pairs(vectors, [r.question for r in recs], [r.answer for r in recs], image_index=image_index,
-                             band=config.sim_band, k=config.k, index=index):
-        seen.add((p.i, p.j))
-        out.append(Candidate("retrieval", "retrieval:faiss", p.i, confounder=p.j, cosine=p.cosine, source=f"retrieval:{recs[p.i].image_id}|{recs[p.j].image_id}:{recs[p.i].question}"))
     ids = list(rows)
+    near_copy = NearCopies([pool.images[i] for i in ids], config.near_copy) if config.near_copy > 0 else None
+    for p in mine_band_pairs(vectors, [r.question for r in recs], [r.answer for r in recs], image_index=image_index,
+                             band=config.sim_band, k=config.k, index=index, near_copy=near_copy):
+        seen.add((p.i, p.j))
+        source = f"retrieval:{recs[p.i].image_id}|{recs[p.j].image_id}:{recs[p.i].question}"
+        out.append(Candidate("retrieval", "retrieval:faiss", p.i, confounder=p.j, cosine=p.cosine, source=source))
     if config.answerer:  # neighbours that lack the question: the answerer supplies their answer
         asked: dict[str, set[str]] = {}
         for r in recs:
@@ -200,9 +279,12 @@ def mine_retrieval(pool: Pool, vectors: np.ndarray, rows: dict[str, int], config
         by_image: dict[str, list[int]] = {}
         for n, r in enumerate(recs):
             by_image.setdefault(r.image_id, []).append(n)
-        a, b, cos = knn_pairs(vectors, k=config.k, index=index, skip_above=config.sim_band[1])
+        lo, hi = config.sim_band
+        a, b, cos = knn_pairs(vectors, k=config.k, index=index, skip_above=min(hi, DUPLICATE_COSINE))
+        cos = np.minimum(cos, 1.0)
         for x, y, c in zip(a, b, cos):
-            if not config.sim_band[0] <= c <= config.sim_band[1]:
+            rescued = c < lo and near_copy is not None and near_copy(np.array([x]), np.array([y]))[0]
+            if not (lo <= c <= hi or rescued):
                 continue
             for src, dst in ((ids[x], ids[y]), (ids[y], ids[x])):
                 for n in by_image.get(src, []):
@@ -277,7 +359,7 @@ def build_vision(config: VisionConfig, progress=None) -> dict[str, Any]:
 
     from ctxdata.engine import engine_options, make_engine, run_tasks
     from ctxdata.io import PairOutput
-    from ctxdata.verify.vision import make_vqa
+    from ctxdata.vision.checks import make_vqa
     from ctxdata.vision.edit import EditorChoice
     from ctxdata.vision.embed import make_embedder
     from ctxdata.vision.stages import BuildState, vision_stages
@@ -301,6 +383,7 @@ def build_vision(config: VisionConfig, progress=None) -> dict[str, Any]:
             answerer = None
         if editors is not None:
             candidates += plan_edits(pool, config, ctx, lambda rec: editors.for_record(rec).method)
+        assign_roles(candidates, config.seed)
         assign_labels(candidates, config.seed)
         for cand in candidates:
             ctx.counters[f"{cand.strategy}:candidates"] += 1
@@ -316,7 +399,9 @@ def build_vision(config: VisionConfig, progress=None) -> dict[str, Any]:
     error = nothing_read_error(pool, config.pool, ctx, Path(config.out) / "rejects.jsonl") if config.pool is not None else None
     if error is not None:  # after finalize, so rejects.jsonl says why
         raise error
-    return report
+    from ctxdata.audit.run import audit_after_build
+
+    return audit_after_build(config.out, report, config.audit)
 
 
-__all__ = ["VisionConfig", "Candidate", "QARecord", "assign_labels", "plan_edits", "strategy_summary"]
+__all__ = ["VisionConfig", "Candidate", "QARecord", "assign_labels", "assign_roles", "plan_edits", "strategy_summary"]

@@ -9,8 +9,10 @@ Inputs are *records* and *vectors*, kept apart because one image may carry sever
 A `NeighborPair(i, j, cosine)` names two *records* i < j whose images are k-nearest neighbours
 with cosine inside the band [lo, hi], and that ask the same (normalised) question with
 different (normalised) answers: the anchor / confounder material of a contrastive pair.
-Above `hi` the two images are duplicates (no visible difference to ground the answer); below
-`lo` they are not confusable. Cost is kNN (near-linear with an approximate index), never all pairs.
+Below `lo` they are not confusable, unless `near_copy` says the two images are copies that differ
+in a small region (the embedder missed it). Whether two images are duplicates is for pixels to
+say, not the cosine: copies that differ in a small decisive region sit at 0.999-1.0, so `hi`
+defaults to 1. Cost is kNN (near-linear with an approximate index), never all pairs.
 
 `blind_pairs` is the MMVP recipe ("Eyes Wide Shut", Tong et al. 2024): images one embedder (CLIP)
 finds nearly identical while another (a vision-only model) sees them as clearly different.
@@ -20,12 +22,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from ctxdata.errors import ConfigError
 from ctxdata.vision.index import VectorIndex, build_index
+
+# A row whose k neighbours all lie above this is searched deeper: a cluster of copies at cosine ~1
+# must not hide the neighbours behind it.
+DUPLICATE_COSINE = 0.9999
 
 
 class NeighborPair(NamedTuple):
@@ -42,7 +48,7 @@ class SimilarityBand:
     """Cosine interval [lo, hi] of image pairs worth mining."""
 
     lo: float = 0.80  # below: the two images are not confusable
-    hi: float = 0.98  # above: near-exact duplicates, nothing visible differs
+    hi: float = 1.0  # above: excluded (1.0 keeps the embedder-blind pairs; pixels decide duplicates)
 
     def __post_init__(self):
         if not -1.0 <= self.lo < self.hi <= 1.0:
@@ -128,13 +134,15 @@ def mine_band_pairs(
     index: VectorIndex | None = None,
     kind: str = "auto",
     seed: int = 0,
+    near_copy: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> list[NeighborPair]:
     """Record pairs (i < j) on neighbouring images, cosine in `band`, same question, different answer.
 
     vectors: (n_images, dim) L2-normalised image embeddings; questions/answers: one per record;
     image_index[r]: vector row of record r (None = identity, needs len(questions) == n_images).
     k: neighbours examined per image; index: a prebuilt VectorIndex over `vectors` (e.g. reloaded
-    from --index-path), else one of `kind` is built. Output is sorted by (i, j), each pair once.
+    from --index-path), else one of `kind` is built. near_copy(a, b): a bool mask over neighbour
+    image rows a, b below `lo` that are kept anyway. Output is sorted by (i, j), each pair once.
     """
     band = band if isinstance(band, SimilarityBand) else SimilarityBand(*band)
     if k < 1:
@@ -150,8 +158,12 @@ def mine_band_pairs(
         raise ConfigError(f"image_index must point into the {len(vectors)} vector rows")
     if n_rec == 0 or len(vectors) < 2:
         return []
-    a, b, cos = knn_pairs(vectors, k=k, index=index, kind=kind, seed=seed, skip_above=band.hi)
+    a, b, cos = knn_pairs(vectors, k=k, index=index, kind=kind, seed=seed, skip_above=min(band.hi, DUPLICATE_COSINE))
+    cos = np.minimum(cos, 1.0)  # float32 rounding puts identical vectors at 1.0000001
     in_band = (cos >= band.lo) & (cos <= band.hi)
+    below = np.nonzero(cos < band.lo)[0]
+    if near_copy is not None and len(below):
+        in_band[below[near_copy(a[below], b[below])]] = True
     i, j, c = _record_pairs(a[in_band], b[in_band], cos[in_band], image_index, len(vectors), _codes(questions), _codes(answers))
     return [NeighborPair(int(x), int(y), float(z)) for x, y, z in zip(i, j, c)]
 

@@ -1,10 +1,8 @@
-"""The per-task stages of build-vision: make the confounder, verify it, emit the pair.
+"""The per-task stages of build-vision: make the confounder, embed it, verify it, emit the pair.
 
-    MakeConfounder -> CheckImages -> CheckEdit -> CheckSimilarity -> JudgeVQA -> DifficultyBand -> ToPair
+    MakeConfounder -> EmbedConfounders -> VerifyCandidates(vision_checks(...)) -> ToPair
 
-Every stage drops a candidate through `VisionStage.reject`, which counts the reason twice: in
-the stage stats (report `rejected`) and under `<strategy>:rejected:<reason>` (the per-strategy
-summary table).
+The checks, and the reason each one drops a candidate under, live in `vision/checks.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import numpy as np
 
 from ctxdata.pipeline import RunContext, Stage
 from ctxdata.schema import Pair, image_cell
-from ctxdata.verify import vision as checks
+from ctxdata.vision.checks import VerifyCandidates, reject, region_for_meta, vision_checks
 from ctxdata.vision.edit import EditFailed
 from ctxdata.vision.images import png_bytes
 from ctxdata.vision.templates import normalize_answer
@@ -42,161 +40,106 @@ class VisionStage(Stage):
         self.state = state
 
     def reject(self, ctx: RunContext, cand, reason: str, detail: str = "") -> None:
-        ctx.counters[f"{cand.strategy}:rejected:{reason}"] += 1
-        ctx.reject(cand.source, reason, detail, stage=self.name)
+        reject(ctx, cand, reason, detail, stage=self.name)
 
 
 class MakeConfounder(VisionStage):
-    """Edit the anchor image, or fetch (and if needed, answer) the neighbour."""
+    """Edit the pool image, or fetch (and if needed, answer) the neighbour; put each image in its role.
+
+    An edit's edited image is the anchor, with the plan's new answer, when `cand.edited == "anchor"`
+    (half of the edits, seeded in `assign_roles`), so "which image was edited" says nothing about the label.
+    """
 
     name = "confounder"
 
     def run(self, records: Iterable[Any], ctx: RunContext) -> Iterator[Any]:
         pool = self.state.pool
         for cand in records:
-            rec = pool.records[cand.anchor]
+            rec = pool.records[cand.record]
+            cand.question, cand.region = rec.question, rec.region
+            original = (pool.images[rec.image_id], rec.image_id, rec.answer)
             if cand.strategy == "edit":
                 try:
-                    result = self.state.editors.for_record(rec).edit(pool.images[rec.image_id], cand.plan, record=rec, seed=cand.seed)
+                    editor = self.state.editors.for_record(rec)
+                    result = editor.edit(pool.images[rec.image_id], cand.plan, record=rec, seed=cand.seed)
                 except EditFailed as exc:
                     self.reject(ctx, cand, exc.reason, exc.detail)
                     continue
-                cand.confounder_image, cand.region, cand.answer_confounder = result.image, result.region, result.new_answer
-                cand.confounder_id = f"{rec.image_id}#{cand.method}:{cand.seed:08x}"
+                cand.region = result.region
+                edited = (result.image, f"{rec.image_id}#{cand.method}:{cand.seed:08x}", result.new_answer)
+                cand.set_roles(*((edited, original) if cand.edited == "anchor" else (original, edited)))
             elif cand.neighbour_image is not None:
-                cand.confounder_image = pool.images[cand.neighbour_image]
-                cand.answer_confounder = self.state.answerer.answer(cand.confounder_image, rec.question).strip().rstrip(".")
-                cand.confounder_id, cand.region = cand.neighbour_image, rec.region
+                image = pool.images[cand.neighbour_image]
+                answer = self.state.answerer.answer(image, rec.question).strip().rstrip(".")
+                cand.set_roles(original, (image, cand.neighbour_image, answer))
             else:
                 other = pool.records[cand.confounder]
-                cand.confounder_image, cand.answer_confounder = pool.images[other.image_id], other.answer
-                cand.confounder_id, cand.region = other.image_id, rec.region
-            if normalize_answer(cand.answer_confounder) == normalize_answer(rec.answer):
-                self.reject(ctx, cand, "same_answer", f"confounder also answers {rec.answer!r}")
+                cand.set_roles(original, (pool.images[other.image_id], other.image_id, other.answer))
+            if normalize_answer(cand.answer_confounder) == normalize_answer(cand.answer):
+                self.reject(ctx, cand, "same_answer", f"confounder also answers {cand.answer!r}")
                 continue
             yield cand
 
 
-class CheckImages(VisionStage):
-    name = "check_images"
+class EmbedConfounders(VisionStage):
+    """The cosine of each image the build made or answered (edits, answered neighbours) to its pool image.
 
-    def run(self, records, ctx):
-        for cand in records:
-            check = checks.check_images(self.state.pool.images[self.state.pool.records[cand.anchor].image_id], cand.confounder_image)
-            cand.checks.append(check)
-            if check.passed:
-                yield cand
-            else:
-                self.reject(ctx, cand, "image_blank", check.detail)
+    One embedder batch per task; the `similarity_band` check reads `cand.cosine`."""
 
-
-class CheckEdit(VisionStage):
-    """Edits only: pixels changed inside the decisive region, and (almost) nowhere else."""
-
-    name = "check_edit"
-
-    def run(self, records, ctx):
-        for cand in records:
-            if cand.strategy == "edit":
-                original = self.state.pool.images[self.state.pool.records[cand.anchor].image_id]
-                found = checks.check_edit(original, cand.confounder_image, cand.region, max_outside=self.state.config.max_outside)
-                cand.checks.extend(found)
-                failed = [c for c in found if not c.passed]
-                if failed:
-                    self.reject(ctx, cand, failed[0].name, failed[0].detail)
-                    continue
-            yield cand
-
-
-class CheckSimilarity(VisionStage):
-    """The confounder's embedder cosine to the anchor must lie in --sim-band (edits embedded in one batch)."""
-
-    name = "check_similarity"
+    name = "embed"
 
     def run(self, records, ctx):
         cands = list(records)
         new = [c for c in cands if c.strategy == "edit" or c.neighbour_image is not None]
         if new:
-            vecs = self.state.embedder.embed([c.confounder_image for c in new], progress=False)
+            images = [c.original_and_edited()[1] if c.strategy == "edit" else c.confounder_image for c in new]
+            vecs = self.state.embedder.embed(images, progress=False)
             for cand, vec in zip(new, vecs):
-                anchor_row = self.state.rows[self.state.pool.records[cand.anchor].image_id]
-                cand.cosine = float(np.dot(self.state.vectors[anchor_row], vec))
-        band = self.state.config.sim_band
-        for cand in cands:
-            check = checks.check_similarity(cand.cosine, band)
-            cand.checks.append(check)
-            if check.passed:
-                yield cand
-            else:
-                self.reject(ctx, cand, "similarity_below_band" if cand.cosine < band[0] else "similarity_above_band", check.detail)
-
-
-class JudgeVQA(VisionStage):
-    name = "verifier"
-
-    def run(self, records, ctx):
-        for cand in records:
-            rec = self.state.pool.records[cand.anchor]
-            found = checks.check_vqa(self.state.verifier, self.state.pool.images[rec.image_id], cand.confounder_image, rec.question, rec.answer, cand.answer_confounder)
-            cand.checks.extend(found)
-            failed = [c for c in found if not c.passed]
-            if failed:
-                self.reject(ctx, cand, f"{failed[0].name}_wrong", failed[0].detail)
-                continue
-            yield cand
-
-
-class DifficultyBand(VisionStage):
-    name = "difficulty"
-
-    def run(self, records, ctx):
-        cfg = self.state.config
-        for cand in records:
-            rec = self.state.pool.records[cand.anchor]
-            check = checks.check_difficulty(self.state.target, self.state.pool.images[rec.image_id], cand.confounder_image, rec.question,
-                                            rec.answer, cand.answer_confounder, band=cfg.difficulty_band, samples=cfg.difficulty_samples)
-            cand.checks.append(check)
-            if check.passed:
-                yield cand
-            else:
-                self.reject(ctx, cand, "too_easy" if check.score > cfg.difficulty_band[1] else "too_hard", check.detail)
+                row = self.state.rows[self.state.pool.records[cand.record].image_id]
+                cand.cosine = float(np.dot(self.state.vectors[row], vec))
+        yield from cands
 
 
 class ToPair(VisionStage):
-    """Candidate -> schema Pair: PNG-encoded images in the label's slots, provenance in meta."""
+    """Candidate -> schema Pair: PNG-encoded images in the label's slots, provenance in meta.
+
+    Both images go through the same PNG encoder, so the file format carries no trace of which one
+    was edited. A pair at or above `embedder_blind` cosine is one the embedder cannot tell apart
+    (MMVP's "blind" pairs): `meta.embedder_blind` and the `<strategy>:embedder_blind` counter say so.
+    """
 
     name = "to_pair"
 
     def run(self, records, ctx):
-        pool = self.state.pool
+        pool, config = self.state.pool, self.state.config
         for cand in records:
-            rec = pool.records[cand.anchor]
-            anchor = image_cell(png_bytes(pool.images[rec.image_id]), rec.image_id)
+            rec = pool.records[cand.record]
+            anchor = image_cell(png_bytes(cand.anchor_image), cand.anchor_id)
             confounder = image_cell(png_bytes(cand.confounder_image), cand.confounder_id)
             a, b = (anchor, confounder) if cand.label == "A" else (confounder, anchor)
+            blind = cand.cosine >= config.embedder_blind
             meta = {
                 "strategy": cand.strategy,
                 "question_type": rec.qtype,
-                "region": checks.region_for_meta(cand.region, pool.images[rec.image_id].size),
+                "region": region_for_meta(cand.region, cand.anchor_image.size),
                 "pool": pool.name,
                 "source": rec.source,
-                "embedder": self.state.config.embedder,
+                "embedder": config.embedder,
+                "embedder_blind": blind,
             }
             if cand.plan is not None:
-                meta.update(instruction=cand.plan.instruction, edit_op=cand.plan.op)
+                meta.update(instruction=cand.plan.instruction, edit_op=cand.plan.op, edited=cand.edited)
             if cand.neighbour_image is not None:
-                meta["confounder_answered_by"] = self.state.config.answerer
+                meta["confounder_answered_by"] = config.answerer
             ctx.counters[f"{cand.strategy}:kept"] += 1
-            yield Pair(domain="vision", query=rec.question, answer=rec.answer, answer_confounder=cand.answer_confounder, label=cand.label,
-                       method=cand.method, similarity=round(cand.cosine, 6), anchor_id=rec.image_id, confounder_id=cand.confounder_id,
+            ctx.counters[f"{cand.strategy}:embedder_blind"] += blind
+            yield Pair(domain="vision", query=cand.question, answer=cand.answer,
+                       answer_confounder=cand.answer_confounder, label=cand.label, method=cand.method,
+                       similarity=round(cand.cosine, 6), anchor_id=cand.anchor_id, confounder_id=cand.confounder_id,
                        context_a_image=a, context_b_image=b, checks=list(cand.checks), meta=meta)
 
 
 def vision_stages(state: BuildState) -> list[Stage]:
-    """The per-task pipeline; the optional judges only when configured."""
-    stages: list[Stage] = [MakeConfounder(state), CheckImages(state), CheckEdit(state), CheckSimilarity(state)]
-    if state.verifier is not None:
-        stages.append(JudgeVQA(state))
-    if state.target is not None:
-        stages.append(DifficultyBand(state))
-    return stages + [ToPair(state)]
+    """The per-task pipeline; the optional VQA judge and pass@k band join the checks only when configured."""
+    checks = vision_checks(state.config, verifier=state.verifier, target=state.target)
+    return [MakeConfounder(state), EmbedConfounders(state), VerifyCandidates(state, checks), ToPair(state)]

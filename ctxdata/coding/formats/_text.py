@@ -46,19 +46,46 @@ def content_text(content: Any) -> str:
 
 
 def split_thought_action(text: str) -> tuple[str, str]:
-    """Split an assistant turn `THOUGHT: ... ```bash\\ncmd\\n```` into (thought, command).
+    """Split an assistant turn into (thought, the command that was executed).
 
-    Takes the first fenced block (```bash or bare ```); no block -> (text, "").
+    mini-swe-agent runs the turn's one ```bash block and nothing else: a ```python block before
+    it is part of the thought (code the agent quotes or plans), and a turn with several ```bash
+    blocks runs none of them (the agent is told "EXACTLY ONE action"). So the command is the only
+    ```bash block; when a turn has no ```bash block at all, the only bare, ```sh or ```shell block
+    (other chat agents fence commands so). The thought is the rest of the turn, the text before
+    and after the command block. No single command block -> (the whole turn, "").
     """
-    start = text.find("```")
-    if start < 0:
+    block = _command_block(text, "```bash")
+    if block is None and "```bash" not in text:
+        block = _command_block(text, "```sh") or _command_block(text, "```shell") or _command_block(text, "```")
+    if block is None:
         return _strip_thought(text), ""
-    body = text.find("\n", start)
-    if body < 0:
-        return _strip_thought(text[:start]), ""
-    end = text.find("```", body + 1)
-    command = text[body + 1 : end if end >= 0 else len(text)]
-    return _strip_thought(text[:start]), command.strip("\n")
+    start, body, close, end = block
+    thought = text[:start].rstrip() + ("\n\n" + text[end:].strip() if text[end:].strip() else "")
+    return _strip_thought(thought), text[body:close].strip("\n")
+
+
+def _command_block(text: str, opener: str) -> tuple[int, int, int, int] | None:
+    """(start, body start, body end, end) of the only block opened by `opener` on its own line, or None.
+
+    The opener must be followed by nothing but spaces up to the end of its line (so ```bash
+    matches ```bash and not ```bashrc, and a bare ``` is not ```python); None when there is no
+    such block or more than one.
+    """
+    found, i = None, text.find(opener)
+    while i != -1:
+        newline = text.find("\n", i)
+        if newline != -1 and not text[i + len(opener) : newline].strip():
+            close = text.find("```", newline + 1)
+            close = len(text) if close == -1 else close
+            if found is not None:
+                return None  # several command blocks: the agent ran none of them
+            found = (i, newline + 1, close, min(len(text), close + 3))
+            i = text.find(opener, found[3])
+        else:
+            close = text.find("```", i + 3)  # skip the whole block this opener starts
+            i = -1 if close == -1 else text.find(opener, close + 3)
+    return found
 
 
 def split_last_fence(text: str) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """Steps from an OpenAI-style chat (`[{role, content}]`): mini-swe-agent and HF "messages" rows.
 
 Roles: `system` is skipped; the first `user` turn is the task; every `assistant` turn is one step
-(THOUGHT + one ```bash block, or OpenAI `tool_calls`); the `user`/`tool` turns after it are its
-observation (`<returncode>N</returncode><output>..</output>` is unwrapped).
+(its thought and the one ```bash block that ran, see `split_thought_action`, or OpenAI
+`tool_calls`); the `user`/`tool` turns after it are its observation
+(`<returncode>N</returncode><output>..</output>` is unwrapped).
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ import json
 from typing import Any
 
 from ctxdata._json import loads
-from ctxdata.coding.formats._text import RecordError, content_text, extract_issue, parse_observation
+from ctxdata.coding.formats._text import RecordError, content_text, extract_issue, parse_observation, split_thought_action
 from ctxdata.coding.trajectory import Step
 
 
 def chat_steps(messages: Any) -> tuple[str, list[Step]]:
     """`(issue, steps)` from a chat list; raises RecordError for a non-list or a non-dict message.
 
-    This is the hot loop of reading (every message of every trajectory): splits are inlined
-    `str.find`s and slices, not helper calls or regexes, to stay close to raw `json.loads` speed.
+    This is the hot loop of reading (every message of every trajectory): splits are `str.find`s
+    and slices, not regexes, to stay close to raw `json.loads` speed.
     """
     if type(messages) is not list:
         raise RecordError("missing_messages", f"`messages` is a {type(messages).__name__}, expected a list of chat turns")
@@ -36,19 +37,7 @@ def chat_steps(messages: Any) -> tuple[str, list[Step]]:
         if type(text) is not str:
             text = content_text(text)
         if role == "assistant":
-            fence = text.find("```")
-            if fence < 0:
-                thought, action = text.strip(), ""
-            else:
-                thought = text[:fence].strip()
-                body = text.find("\n", fence)
-                if body < 0:
-                    action = ""
-                else:
-                    close = text.find("```", body + 1)
-                    action = (text[body + 1 : close] if close >= 0 else text[body + 1 :]).strip("\n")
-            if thought[:8] == "THOUGHT:":
-                thought = thought[8:].lstrip()
+            thought, action = split_thought_action(text)
             if not action and "tool_calls" in msg:
                 action = _tool_call_action(msg["tool_calls"])
             last = Step(thought, action, "", None)

@@ -73,7 +73,10 @@ class ClassicalEditor(Editor):
         hsv[..., 0][mask] = th * 255
         hsv[..., 1][mask] = np.maximum(hsv[..., 1][mask], ts * 255 * 0.85)
         hsv[..., 2][mask] = np.clip(0.5 * hsv[..., 2][mask] + 0.5 * tv * 255, 0, 255)  # keep shading, reach the target
-        out = cv2.cvtColor(hsv.round().astype(np.uint8), cv2.COLOR_HSV2RGB_FULL)
+        out = arr.copy()
+        # only the object's pixels: the HSV round trip moves 11-58% of the others by 1-2 levels, an
+        # invisible fingerprint of "the edited image" that a detector would find
+        out[mask] = cv2.cvtColor(hsv.round().astype(np.uint8), cv2.COLOR_HSV2RGB_FULL)[mask]
         return EditResult(_pil(out), _box_of(mask), plan.new_answer)
 
     def _remove(self, arr, region, plan, seed) -> EditResult:

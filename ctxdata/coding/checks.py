@@ -1,8 +1,13 @@
-"""Checks for coding pairs: the contexts differ, nothing leaks the answer, no cheap shortcut."""
+"""Checks for coding pairs: the contexts differ, nothing leaks the answer, no cheap shortcut.
+
+Each is a `PairCheck` run by the generic `ctxdata.verify.checks.VerifyPairs` stage; the check and the
+reason a pair drops under (its `name`) live here, beside the coding stages.
+"""
 
 from __future__ import annotations
 
 from ctxdata.coding.mask import id_tokens, leaked_lines, word_starts
+from ctxdata.coding.shortcut import COMBINED, ShortcutCalibration, check_max_shortcut, pair_row
 from ctxdata.errors import ConfigError
 from ctxdata.schema import Check, Pair
 
@@ -76,5 +81,26 @@ class AnswersDiffer:
         return Check(self.name, not same, 0.0 if same else 1.0, "identical patches" if same else "")
 
 
-def coding_checks(max_length_ratio: float = 2.0) -> list:
-    return [ContextsDiffer(), NoPatchLeak(), LengthRatio(max_length_ratio), NoIdShortcut(), AnswersDiffer()]
+class NoShortcut:
+    """No structural or topical per-pair predictor puts more than `max_confidence` on one context (see `coding.shortcut`)."""
+
+    name = "shortcut"
+
+    def __init__(self, calibration: ShortcutCalibration, max_confidence: float) -> None:
+        check_max_shortcut(max_confidence)
+        self.calibration = calibration
+        self.max_confidence = max_confidence
+
+    def __call__(self, pair: Pair) -> Check:
+        confidences = self.calibration.confidences([pair_row(pair)])[0]
+        k = int(confidences.argmax())
+        ok = bool(confidences[k] <= self.max_confidence)
+        who = (*self.calibration.names, COMBINED)[k]
+        detail = "" if ok else f"{who} puts {confidences[k]:.3f} on one context (> {self.max_confidence})"
+        return Check(self.name, ok, round(float(confidences[k]), 4), detail)
+
+
+def coding_checks(max_length_ratio: float = 2.0, shortcut: NoShortcut | None = None) -> list:
+    """The checks of a coding pair; the shortcut filter, when on, runs last (a pair failing another check drops under that one)."""
+    checks = [ContextsDiffer(), NoPatchLeak(), LengthRatio(max_length_ratio), NoIdShortcut(), AnswersDiffer()]
+    return checks + ([shortcut] if shortcut is not None else [])

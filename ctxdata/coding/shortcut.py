@@ -1,0 +1,118 @@
+"""Adversarial filtering (`--max-shortcut P`): drop pairs a cheap, meaning-blind predictor solves with confidence.
+
+The predictors are the audit's (`ctxdata.audit.predictors.PREDICTORS`): every coding predictor of
+the `structural` and `topical` families whose score for a pair depends on that pair alone (so not
+MiniLM, nor a corpus IDF), plus one logistic model over all of them together, which catches cues
+that are weak alone but strong combined.
+
+A raw score (a length difference, a TF-IDF margin) is no probability, so each is *calibrated* on a
+seeded sample of this build's own candidate pairs, masked exactly as the kept pairs are: a
+logistic regression P(anchor is A | s) = sigmoid(a * sign(s) + b * s / scale), with no intercept,
+fitted on the pairs in both A/B orders, so swapping the contexts flips the probability exactly.
+`a` says how often the side a predictor picks is right whatever its margin (a cue that only has a
+direction, like "longer"), `b` how much more often as the margin grows (a TF-IDF margin). `P` is
+then a real probability: a pair is dropped, as `shortcut`, when any predictor puts more than `P`
+on one of its two contexts.
+
+The drop looks only at how *sure* a predictor is, never at whether it is right: pairs it would get
+wrong with confidence go too. Dropping only the pairs a predictor gets right would leave a set on
+which it is below 0.5, a reversed cue as strong as the one removed. With the confident pairs gone
+either way, each calibrated predictor's accuracy on the kept pairs is at most about P.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ctxdata.errors import ConfigError
+from ctxdata.schema import Pair
+
+SHORTCUT_FAMILIES = ("structural", "topical")
+CALIBRATION_PAIRS = 1000  # most candidate pairs a calibration masks and scores (a seeded sample beyond that)
+COMBINED = "combined"  # the name of the joint model over every shortcut predictor
+
+
+def shortcut_predictor_names() -> list[str]:
+    """The audit predictors the filter uses: coding, structural or topical, per pair, no embedding model."""
+    from ctxdata.audit.predictors import predictors_for
+
+    return [p.name for p in predictors_for("coding", embed=False) if p.per_pair and p.family in SHORTCUT_FAMILIES]
+
+
+def pair_row(pair: Pair) -> dict[str, Any]:
+    """The columns of a pair the predictors read, as a shard row would give them."""
+    return {"domain": pair.domain, "query": pair.query, "answer": pair.answer, "answer_confounder": pair.answer_confounder,
+            "context_a_text": pair.context_a_text, "context_b_text": pair.context_b_text, "label": pair.label,
+            "method": pair.method, "anchor_id": pair.anchor_id, "confounder_id": pair.confounder_id}
+
+
+def _scores(rows: list[dict[str, Any]], names: Sequence[str]) -> np.ndarray:
+    """A (rows, predictors) matrix of raw scores, > 0 picking context A."""
+    from ctxdata.audit.predictors import PREDICTORS
+
+    return np.column_stack([PREDICTORS[n].scores(rows) for n in names]) if rows else np.zeros((0, len(names)))
+
+
+@dataclass(frozen=True)
+class ShortcutCalibration:
+    """Per predictor, the scale and weight that turn its raw score into P(anchor is A); plus the joint model."""
+
+    names: tuple[str, ...]
+    scales: tuple[float, ...]  # RMS of each raw score on the sample
+    weights: tuple[tuple[float, float], ...]  # (a, b) of each predictor alone: a * sign(s) + b * s / scale
+    combined: tuple[float, ...]  # joint weights over every predictor's (sign, standardised score), in that order
+    n: int  # calibration pairs
+
+    def confidences(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """(rows, predictors + 1): the probability each predictor (then the joint model) puts on the side it picks."""
+        x = _features(_scores(rows, self.names), np.asarray(self.scales))
+        per = np.einsum("rkf,kf->rk", x.reshape(len(rows), len(self.names), 2), np.asarray(self.weights).reshape(len(self.names), 2))
+        logits = np.column_stack([per, x @ np.asarray(self.combined)])
+        return 1 / (1 + np.exp(-np.abs(logits)))
+
+    def to_dict(self) -> dict[str, Any]:
+        per = {n: {"scale": round(s, 6), "a_sign": round(w[0], 6), "b_margin": round(w[1], 6)}
+               for n, s, w in zip(self.names, self.scales, self.weights)}
+        return {"n": self.n, "predictors": per, COMBINED: [round(w, 6) for w in self.combined]}
+
+
+def _features(raw: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """(rows, 2 * predictors): per predictor, the sign of its score and the score over its scale."""
+    z = raw / scales
+    return np.stack([np.sign(z), z], axis=2).reshape(len(raw), 2 * raw.shape[1])
+
+
+def calibrate(pairs: Sequence[Pair], names: Sequence[str] | None = None) -> ShortcutCalibration:
+    """Fit each predictor's calibration (and the joint model) on `pairs`, whose labels are known."""
+    from ctxdata.audit.learned import L2, fit_logistic  # the audit's ridge: the joint model is its learned model's twin
+
+    names = tuple(names or shortcut_predictor_names())
+    rows = [pair_row(p) for p in pairs]
+    raw = _scores(rows, names)
+    scales = np.sqrt((raw ** 2).mean(axis=0)) + 1e-9 if len(rows) else np.ones(len(names))
+    features = _features(raw, scales)
+    # Both A/B orders of every pair: (x, anchor at A) and (-x, anchor at B), so no intercept can be learnt.
+    signs = np.array([1.0 if r["label"] == "A" else -1.0 for r in rows])
+    x, y = np.vstack([features, -features]), np.concatenate([signs > 0, signs < 0]).astype(float)
+    if not len(rows):
+        return ShortcutCalibration(names, tuple(map(float, scales)), ((0.0, 0.0),) * len(names), (0.0,) * 2 * len(names), 0)
+    weights = tuple(tuple(map(float, fit_logistic(x[:, 2 * k : 2 * k + 2], y, L2))) for k in range(len(names)))
+    combined = tuple(map(float, fit_logistic(x, y, L2)))
+    return ShortcutCalibration(names, tuple(map(float, scales)), weights, combined, len(rows))
+
+
+def calibration_sample(candidates: Sequence[Any], seed: int, limit: int = CALIBRATION_PAIRS) -> list[Any]:
+    """A seeded sample of at most `limit` candidates, in their original order (all of them when fewer)."""
+    if len(candidates) <= limit:
+        return list(candidates)
+    keyed = sorted(range(len(candidates)), key=lambda i: hashlib.sha1(f"{seed}\x1f{candidates[i].source}".encode()).hexdigest())
+    return [candidates[i] for i in sorted(keyed[:limit])]
+
+
+def check_max_shortcut(value: float | None) -> None:
+    if value is not None and not 0.5 < value <= 1.0:
+        raise ConfigError(f"--max-shortcut is a probability in (0.5, 1]: the most a cheap predictor may put on one context; got {value}")

@@ -1,0 +1,124 @@
+"""--max-shortcut: calibrated per-pair predictors, a drop that ignores whether the predictor is right, the build wiring."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from ctxdata.coding.build import CodingBuildConfig, build_coding
+from ctxdata.coding.checks import NoShortcut
+from ctxdata.coding.shortcut import calibrate, calibration_sample, shortcut_predictor_names
+from ctxdata.errors import CtxdataError
+from ctxdata.io import iter_rows
+from conftest import make_pair
+
+
+def _planted(n: int, seed: int = 0, cue: float = 0.8, margin_cue: bool = False) -> list:
+    """Pairs whose anchor context is the longer one `cue` of the time, by a margin that varies from pair to pair.
+
+    With `margin_cue`, half the pairs are long-anchor pairs with a large margin, the other half a
+    coin flip with a small one: the predictor is sure of the first half only.
+    """
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        base, extra = rng.randint(200, 400), rng.randint(0, 400)
+        anchor, confounder = "$ ls\nout\n" * base, "$ ls\nout\n" * base
+        if margin_cue:
+            cued = i % 4 < 2
+            extra = rng.randint(200, 400) if cued else rng.randint(1, 60)
+            anchor_longer = cued or rng.random() < 0.5
+        else:
+            anchor_longer = rng.random() < cue
+        if anchor_longer:
+            anchor += "$ cat\nx\n" * extra
+        else:
+            confounder += "$ cat\nx\n" * extra
+        label = "A" if i % 2 else "B"
+        a, b = (anchor, confounder) if label == "A" else (confounder, anchor)
+        pairs.append(make_pair(label=label, context_a_text=a, context_b_text=b, anchor_id=f"r__x-{i}", confounder_id=f"r__y-{i}"))
+    return pairs
+
+
+def _mirror(pair):
+    """The same pair with the contexts swapped: the label flips, nothing else changes."""
+    return make_pair(label="B" if pair.label == "A" else "A", context_a_text=pair.context_b_text,
+                     context_b_text=pair.context_a_text, anchor_id=pair.anchor_id, confounder_id=pair.confounder_id)
+
+
+def test_calibration_turns_a_planted_cue_into_confident_probabilities():
+    calibration = calibrate(_planted(400))
+    longer = calibration.names.index("longer-context")
+    assert calibration.weights[longer][0] > 1.0  # a strong cue gets a large weight
+    assert calibration.confidences([]).shape == (0, len(calibration.names) + 1)
+    # the calibrated probability is honest: among pairs where it says ~p, the longer context is the anchor ~p of the time
+    fresh = _planted(600, seed=1)
+    from ctxdata.coding.shortcut import pair_row
+
+    conf = calibration.confidences([pair_row(p) for p in fresh])[:, longer]
+    right = np.array([(len(p.context_a_text) > len(p.context_b_text)) == (p.label == "A") for p in fresh])
+    for lo, hi in ((0.5, 0.7), (0.7, 0.9), (0.9, 1.0)):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.sum() >= 40:
+            assert abs(right[inside].mean() - conf[inside].mean()) < 0.12, (lo, hi)
+
+
+def test_the_drop_ignores_whether_the_predictor_is_right_so_no_reverse_cue_is_left():
+    pairs = _planted(400, margin_cue=True)
+    check = NoShortcut(calibrate(pairs), 0.6)
+    kept = [p for p in pairs if check(p).passed]
+    assert 0 < len(kept) < len(pairs)
+    # a pair and its mirror (contexts swapped, label flipped) are kept or dropped together
+    assert all(check(p).passed == check(_mirror(p)).passed for p in pairs[:100])
+    # confident wrong pairs go too: on the kept pairs the cue is near chance, not reversed
+    right = [(len(p.context_a_text) > len(p.context_b_text)) == (p.label == "A") for p in kept]
+    assert 0.4 <= sum(right) / len(right) <= 0.65
+    failed = check(next(p for p in pairs if not check(p).passed))
+    assert failed.name == "shortcut" and "puts" in failed.detail and failed.score > 0.6
+
+
+def test_max_shortcut_must_be_a_probability_above_one_half():
+    for bad in (0.5, 0.3, 1.5):
+        with pytest.raises(CtxdataError, match="max-shortcut"):
+            CodingBuildConfig(traces=["x"], out="x", max_shortcut=bad)
+    assert CodingBuildConfig(traces=["x"], out="x", max_shortcut=0.6).max_shortcut == 0.6
+
+
+def test_the_filter_uses_the_audits_per_pair_structural_and_topical_predictors():
+    from ctxdata.audit.predictors import PREDICTORS
+
+    names = shortcut_predictor_names()
+    assert "query-tfidf-pair" in names and "longer-context" in names
+    assert all(PREDICTORS[n].per_pair and PREDICTORS[n].family in ("structural", "topical") for n in names)
+    assert "query-minilm-chunk" not in names and "answer-tfidf-pair" not in names  # no model; answer evidence is the task
+
+
+def test_calibration_sample_is_seeded_and_bounded():
+    class C:
+        def __init__(self, i):
+            self.source = f"a{i}|b{i}"
+
+    cands = [C(i) for i in range(50)]
+    assert calibration_sample(cands, 0) == cands
+    sample = calibration_sample(cands, 0, limit=10)
+    assert len(sample) == 10 and sample == calibration_sample(cands, 0, limit=10) != calibration_sample(cands, 1, limit=10)
+    assert [cands.index(c) for c in sample] == sorted(cands.index(c) for c in sample)
+
+
+def test_build_with_max_shortcut_counts_the_drops_and_is_byte_identical_twice(tmp_path):
+    from ctxdata.coding.synth import SynthConfig, write_traces
+
+    traces = tmp_path / "traces"
+    write_traces(SynthConfig(n=60, seed=3, kb=6), traces, workers=1)
+    reports = [build_coding(CodingBuildConfig(traces=[str(traces)], out=str(tmp_path / name), max_shortcut=0.55, audit="off"))
+               for name in ("a", "b")]
+    report = reports[0]
+    assert report["rejected"].get("shortcut", 0) > 0
+    assert report["candidates"] == report["pairs"] + report["candidates_rejected"]
+    assert report["shortcut_calibration"]["n"] > 0 and "query-tfidf-pair" in report["shortcut_calibration"]["predictors"]
+    for shard in report["shards"]:
+        assert (tmp_path / "a" / shard).read_bytes() == (tmp_path / "b" / shard).read_bytes()
+    for row in iter_rows(tmp_path / "a", ["checks"]):
+        shortcut = next(c for c in json.loads(row["checks"]) if c["name"] == "shortcut")
+        assert shortcut["passed"] and shortcut["score"] <= 0.55
