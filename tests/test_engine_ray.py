@@ -30,7 +30,13 @@ pytest.importorskip("ray.data", reason="needs pip install 'ctxdata[ray]'")
 @pytest.fixture(scope="module")
 def cluster():
     """A local 2-CPU cluster for the module: its GCS address (for drivers in other processes)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING", _system_config={"worker_niceness": 0})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="WARNING",
+        _system_config={"worker_niceness": 0},
+    )
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -46,7 +52,9 @@ def traces(tmp_path_factory):
 
 
 def _coding(traces: Path, out: Path, **kw) -> CodingBuildConfig:
-    return CodingBuildConfig(**{"traces": [str(traces / "trajs")], "results": str(traces / "logs"), "out": str(out), "shard_size": 8, **kw})
+    return CodingBuildConfig(
+        **{"traces": [str(traces / "trajs")], "results": str(traces / "logs"), "out": str(out), "shard_size": 8, **kw}
+    )
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:
@@ -60,9 +68,10 @@ def output_bytes(out: Path) -> dict[str, bytes]:
 
 
 def test_build_coding_on_ray_gives_the_local_bytes(cluster, traces, tmp_path):
-    local = build_coding(_coding(traces, tmp_path / "local", workers=1))
-    on_ray = build_coding(_coding(traces, tmp_path / "ray", engine="ray", workers=2))
-    assert local["pairs"] > 5 and local["rejected"]  # pairs and rejects both to compare
+    # --max-shortcut: the calibration fitted on the driver travels with the phase-2 stages to the workers
+    local = build_coding(_coding(traces, tmp_path / "local", workers=1, max_shortcut=0.8))
+    on_ray = build_coding(_coding(traces, tmp_path / "ray", engine="ray", workers=2, max_shortcut=0.8))
+    assert local["pairs"] > 5 and local["rejected"].get("shortcut")  # pairs and rejects both to compare
     assert output_bytes(tmp_path / "ray") == output_bytes(tmp_path / "local")
     assert on_ray["levels"] == local["levels"]
 
@@ -74,7 +83,9 @@ def test_build_vision_on_ray_gives_the_local_bytes(cluster, tmp_path):
 
     # A small demo pool (40 rows, 20 candidates in 4 tasks); a band floor of 0.94 with few near-copies rescued
     # makes the per-task checks (cosines of edits embedded on the actors) reject some candidates too.
-    config = VisionConfig(demo_families=3, shard_size=6, seed=2, batch_size=4, sim_band=(0.94, 1.0), near_copy=0.05, audit="off")
+    config = VisionConfig(
+        demo_families=3, shard_size=6, seed=2, batch_size=4, sim_band=(0.94, 1.0), near_copy=0.05, audit="off"
+    )
     local = build_vision(dataclasses.replace(config, out=str(tmp_path / "local")))
     build_vision(dataclasses.replace(config, out=str(tmp_path / "ray"), engine="ray", workers=2))
     assert local["pairs"] >= 10 and local["rejected"] and len(local["methods"]) == 3
@@ -122,8 +133,26 @@ def test_a_killed_worker_is_retried_and_the_output_does_not_change(cluster, tmp_
 
 def test_a_killed_driver_resumes_from_the_task_markers(cluster, traces, tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "ctxdata", "build-coding", "--traces", str(traces / "trajs"), "--results", str(traces / "logs"),
-           "--out", str(out), "--shard-size", "1", "--engine", "ray", "--ray-address", cluster, "-j", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ctxdata",
+        "build-coding",
+        "--traces",
+        str(traces / "trajs"),
+        "--results",
+        str(traces / "logs"),
+        "--out",
+        str(out),
+        "--shard-size",
+        "1",
+        "--engine",
+        "ray",
+        "--ray-address",
+        cluster,
+        "-j",
+        "2",
+    ]
     env = {**os.environ, "CTXDATA_PROGRESS": "0", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
