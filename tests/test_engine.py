@@ -42,16 +42,22 @@ def test_the_local_pool_gives_the_bytes_of_one_process(tmp_path, pair_factory):
     assert len(shards["one"]) == 5 and shards["pool"] == shards["one"]
 
 
-@pytest.mark.parametrize("levels, runs", [
-    (("repo", "commit", "file", "function", "issue"), 1),
-    (("repo", "file"), 1),
-    (("repo", "commit", "file", "function", "issue", "instance"), 2),  # instance blocks are mined first
-])
+@pytest.mark.parametrize(
+    "levels, runs",
+    [
+        (("repo", "commit", "file", "function", "issue"), 1),
+        (("repo", "file"), 1),
+        (("repo", "commit", "file", "function", "issue", "instance"), 2),  # instance blocks are mined first
+    ],
+)
 def test_mining_per_repository_equals_mining_everything(tmp_path, levels, runs):
     write_traces(SynthConfig(n=90, seed=4, kb=4, repos=5, runs_per_task=runs), tmp_path, workers=1)
     files = discover_trace_files(tmp_path)
     sigs = list(run_stages([ReadTrajectories(), SignTrajectories()], files, RunContext()))
-    for config in (CascadeConfig(levels=levels, seed=3), CascadeConfig(levels=levels, seed=3, max_pairs_per_trajectory=2, window=3)):
+    for config in (
+        CascadeConfig(levels=levels, seed=3),
+        CascadeConfig(levels=levels, seed=3, max_pairs_per_trajectory=2, window=3),
+    ):
         whole, grouped = RunContext(), RunContext()
         expected = mine_candidates(sigs, config, whole)
         got = mine_by_repo(sigs, config, grouped, LocalEngine(1))

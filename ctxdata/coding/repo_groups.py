@@ -35,7 +35,9 @@ class MineRepository:
 
 def merge_repository_groups(groups: Sequence[list[Candidate]], seed: int) -> list[Candidate]:
     """The per-repository candidate lists in `mine_candidates` order, labels assigned over all of them."""
-    merged = sorted((c for group in groups for c in group), key=lambda c: (c.level != "instance", -len(c.block), c.block[0]))
+    merged = sorted(
+        (c for group in groups for c in group), key=lambda c: (c.level != "instance", -len(c.block), c.block[0])
+    )
     _assign_labels(merged, seed)
     return merged
 

@@ -39,7 +39,9 @@ class EngineOptions:
         if self.num_gpus < 0 or self.concurrency < 0:
             raise ConfigError("--num-gpus and --concurrency must be >= 0")
         if self.engine == "local" and (self.ray_address or self.num_gpus or self.concurrency):
-            raise ConfigError("--ray-address, --num-gpus and --concurrency are for --engine ray; add --engine ray or drop them")
+            raise ConfigError(
+                "--ray-address, --num-gpus and --concurrency are for --engine ray; add --engine ray or drop them"
+            )
 
 
 def _local(options: EngineOptions):
@@ -51,7 +53,9 @@ def _local(options: EngineOptions):
 def _ray(options: EngineOptions):
     from ctxdata.engine.ray import RayEngine  # the module imports ray only when the engine starts
 
-    return RayEngine(options.workers, address=options.ray_address, num_gpus=options.num_gpus, concurrency=options.concurrency)
+    return RayEngine(
+        options.workers, address=options.ray_address, num_gpus=options.num_gpus, concurrency=options.concurrency
+    )
 
 
 # name -> factory(EngineOptions); --engine's help lists these keys.
@@ -99,13 +103,13 @@ def run_tasks(
 ) -> int:
     """Run `stages` over each task's items and write one shard per task; skip finished tasks.
 
-    Tasks run on `engine` (default: in this process); the driver writes each task's shard,
-    rejects and marker as its result arrives, so a killed driver loses at most the tasks in
-    flight and a rerun resumes from the markers. A finished task whose shard no longer matches
-    its recorded sha256 runs again. `models` marks stages that load models (GPU actors on Ray);
-the local engine runs fewer than `min_items` tasks in process (a worker pool costs start-up).
-    `on_task(task_index, n_items)` is called after each task. Returns how many tasks a previous
-    run had already finished.
+        Tasks run on `engine` (default: in this process); the driver writes each task's shard,
+        rejects and marker as its result arrives, so a killed driver loses at most the tasks in
+        flight and a rerun resumes from the markers. A finished task whose shard no longer matches
+        its recorded sha256 runs again. `models` marks stages that load models (GPU actors on Ray);
+    the local engine runs fewer than `min_items` tasks in process (a worker pool costs start-up).
+        `on_task(task_index, n_items)` is called after each task. Returns how many tasks a previous
+        run had already finished.
     """
     from ctxdata.engine.local import LocalEngine
 
@@ -114,7 +118,9 @@ the local engine runs fewer than `min_items` tasks in process (a worker pool cos
     for index in sorted(set(range(len(tasks))) - set(todo)):
         if on_task is not None:
             on_task(index, len(tasks[index]))
-    for n, (rows, ctx) in engine.map(RunStages(stages, to_row), [tasks[i] for i in todo], models=models, min_items=min_items):
+    for n, (rows, ctx) in engine.map(
+        RunStages(stages, to_row), [tasks[i] for i in todo], models=models, min_items=min_items
+    ):
         output.write_task(todo[n], rows, ctx)
         if on_task is not None:
             on_task(todo[n], len(tasks[todo[n]]))

@@ -25,7 +25,9 @@ class LocalEngine:
     def parallelism(self) -> int:
         return self.workers
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, models: bool = False, min_items: int = 2) -> Iterator[tuple[int, Any]]:
+    def map(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], *, models: bool = False, min_items: int = 2
+    ) -> Iterator[tuple[int, Any]]:
         """Yield `(index, fn(item))` for every item, in process or on the pool as each finishes.
 
         Stages that load models (`models`) stay in this process: a model per worker process would
@@ -45,7 +47,9 @@ class LocalEngine:
             for future in futures:
                 future.cancel()
 
-    def group_map(self, fn: Callable[[list[Any]], Any], items: Sequence[Any], *, key: Callable[[Any], str]) -> Iterator[tuple[str, Any]]:
+    def group_map(
+        self, fn: Callable[[list[Any]], Any], items: Sequence[Any], *, key: Callable[[Any], str]
+    ) -> Iterator[tuple[str, Any]]:
         """Yield `(k, fn(items with key k, in input order))` for every key, in this process."""
         groups: dict[str, list[Any]] = {}
         for item in items:

@@ -4,9 +4,9 @@ A phase that loads models runs on a pool of actors, each holding the phase's cal
 stages, their lazily built backends), so a model is loaded once per actor and then serves many
 batches: the Ray Data batch-inference pattern. Other phases run as stateless tasks, whose worker
 processes Ray keeps warm between phases. One row is one item of the plan (a file slice, a
-repository's signatures, a candidate task, a batch of images); it travels pickled, and its result travels back pickled to the driver, which merges results in plan order
-and writes the output. Nothing a worker does depends on which worker it is, so the bytes are the
-local engine's.
+repository's signatures, a candidate task, a batch of images); it travels pickled, and its result
+travels back pickled to the driver, which merges results in plan order and writes the output.
+Nothing a worker does depends on which worker it is, so the bytes are the local engine's.
 
 Fault tolerance is Ray Data's default: a task whose worker process dies is retried
 (`max_retries=-1`), an actor whose process dies is restarted and its batch retried
@@ -46,7 +46,9 @@ def apply_to_rows(batch: dict[str, Any], fn: Callable[[Any], Any]) -> dict[str, 
 class RayEngine:
     name = "ray"
 
-    def __init__(self, workers: int = 0, *, address: str | None = None, num_gpus: float = 0.0, concurrency: int = 0) -> None:
+    def __init__(
+        self, workers: int = 0, *, address: str | None = None, num_gpus: float = 0.0, concurrency: int = 0
+    ) -> None:
         self.workers, self.address = workers, address
         self.num_gpus, self.concurrency = num_gpus, concurrency
         self._started_here = False
@@ -81,7 +83,9 @@ class RayEngine:
             return self.workers
         return max(1, int(self.start().cluster_resources().get("CPU", 1)))
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, models: bool = False, min_items: int = 1) -> Iterator[tuple[int, Any]]:
+    def map(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], *, models: bool = False, min_items: int = 1
+    ) -> Iterator[tuple[int, Any]]:
         """Yield `(index, fn(item))` as each item finishes on the cluster.
 
         `models` marks a phase whose callable loads a model: its actors reserve `num_gpus` each and
@@ -95,15 +99,28 @@ class RayEngine:
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
         size = max(1, min(actors, len(rows)))
         if models:  # one model per actor, loaded once, serving many batches
-            dataset = dataset.map_batches(ApplyToRows, fn_constructor_kwargs={"fn": fn}, batch_size=1,
-                                          compute=ray.data.ActorPoolStrategy(size=size), num_cpus=1, num_gpus=self.num_gpus)
+            dataset = dataset.map_batches(
+                ApplyToRows,
+                fn_constructor_kwargs={"fn": fn},
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=size),
+                num_cpus=1,
+                num_gpus=self.num_gpus,
+            )
         else:  # stateless tasks: no actor start-up per phase
-            dataset = dataset.map_batches(apply_to_rows, fn_kwargs={"fn": fn}, batch_size=1,
-                                          compute=ray.data.TaskPoolStrategy(size=size), num_cpus=1)
+            dataset = dataset.map_batches(
+                apply_to_rows,
+                fn_kwargs={"fn": fn},
+                batch_size=1,
+                compute=ray.data.TaskPoolStrategy(size=size),
+                num_cpus=1,
+            )
         for row in dataset.iter_rows():
             yield int(row["index"]), pickle.loads(row["result"])
 
-    def group_map(self, fn: Callable[[list[Any]], Any], items: Sequence[Any], *, key: Callable[[Any], str]) -> Iterator[tuple[str, Any]]:
+    def group_map(
+        self, fn: Callable[[list[Any]], Any], items: Sequence[Any], *, key: Callable[[Any], str]
+    ) -> Iterator[tuple[str, Any]]:
         """Yield `(k, fn(items with key k, in input order))` per key; each group is one item of a `map`.
 
         The items are already on the driver (a build gathers its signatures there to drop duplicate
