@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SYNTH_KB = 20  # mean KB per synthetic trajectory (the synth default is 60, like real runs; 20 keeps 10k in minutes)
 
 BUILD = r"""
 import json, sys, time
@@ -45,7 +46,9 @@ if engine == "ray":
     warmup_s = time.perf_counter() - t
 from ctxdata.coding.build import CodingBuildConfig, build_coding
 t = time.perf_counter()
-report = build_coding(CodingBuildConfig(traces=[traces + "/trajs"], results=traces + "/logs", out=out, workers=workers, engine=engine))
+config = CodingBuildConfig(traces=[traces + "/trajs"], results=traces + "/logs", out=out, workers=workers,
+                           engine=engine, audit="off")  # the audit runs on the driver alike on every engine
+report = build_coding(config)
 build_s = time.perf_counter() - t
 state = json.load(open(out + "/state.json"))
 print(json.dumps({"build_s": build_s, "init_s": init_s, "warmup_s": warmup_s, "pairs": report["pairs"],
@@ -60,7 +63,8 @@ from ctxdata.coding.cascade import mine_candidates
 from ctxdata.engine.local import LocalEngine
 from ctxdata.pipeline import RunContext
 traces, store, workers = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-config = CodingBuildConfig(traces=[traces + "/trajs"], results=traces + "/logs", out=str(store.parent / "unused"), workers=workers)
+config = CodingBuildConfig(traces=[traces + "/trajs"], results=traces + "/logs", out=str(store.parent / "unused"),
+                           workers=workers)
 with LocalEngine(workers) as engine:
     sigs = collect_signatures(config, RunContext(), store, engine=engine)
 cands = mine_candidates(sigs, config.cascade)
@@ -89,37 +93,62 @@ def main() -> None:
     args = parser.parse_args()
     traces = args.work / f"traces-{args.n}"
     if not (traces / "trajs").is_dir():
-        subprocess.run([sys.executable, "-m", "ctxdata", "synth", "traces", "--n", str(args.n), "--out", str(traces)], check=True,
-                       env={**os.environ, "CTXDATA_PROGRESS": "0", "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
-    print(f"build-coding on {args.n} synthetic trajectories; {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f}")
+        cmd = ["synth", "traces", "--n", str(args.n), "--kb", str(SYNTH_KB), "--out", str(traces)]
+        subprocess.run(
+            [sys.executable, "-m", "ctxdata", *cmd],
+            check=True,
+            env={**os.environ, "CTXDATA_PROGRESS": "0", "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+        )
+    cores, load = os.cpu_count(), os.getloadavg()[0]
+    print(f"build-coding on {args.n} synthetic trajectories; {cores} CPU cores; load average {load:.1f}")
     runs = []
     for engine, workers in (("local", 1), ("local", 2), ("ray", 1), ("ray", 2)):
         out = args.work / f"out-{engine}-{workers}"
         shutil.rmtree(out, ignore_errors=True)
         t = time.perf_counter()
         result = run_json(BUILD, str(traces), str(out), engine, str(workers))
-        result.update(engine=engine, workers=workers, process_s=time.perf_counter() - t)
+        result.update(engine=engine, workers=workers, process_s=time.perf_counter() - t, load=os.getloadavg()[0])
         runs.append(result)
-        print(f"  {engine} x{workers}: build {result['build_s']:.1f} s (start-up apart: init {result['init_s']:.1f} s, "
-              f"workers {result['warmup_s']:.1f} s)", flush=True)
+        print(
+            f"  {engine} x{workers}: build {result['build_s']:.1f} s (start-up apart: init {result['init_s']:.1f} s, "
+            f"workers {result['warmup_s']:.1f} s); load average after it {result['load']:.1f}",
+            flush=True,
+        )
     base = runs[0]["build_s"]
-    print(f"\n| engine | workers/CPUs | build s | trajectories/s | speed-up vs local x1 | efficiency | fixed start-up s |")
+    print(
+        "\n| engine | workers/CPUs | build s | trajectories/s | speed-up vs local x1 | efficiency | fixed start-up s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in runs:
         speedup = base / r["build_s"]
-        print(f"| {r['engine']} | {r['workers']} | {r['build_s']:.1f} | {r['read'] / r['build_s']:.0f} | {speedup:.2f} | "
-              f"{speedup / r['workers']:.2f} | {r['init_s'] + r['warmup_s']:.1f} |")
+        cells = [
+            r["engine"],
+            r["workers"],
+            f"{r['build_s']:.1f}",
+            f"{r['read'] / r['build_s']:.0f}",
+            f"{speedup:.2f}",
+            f"{speedup / r['workers']:.2f}",
+            f"{r['init_s'] + r['warmup_s']:.1f}",
+        ]
+        print("| " + " | ".join(map(str, cells)) + " |")
     local2, ray2 = runs[1], runs[3]
     ratio = local2["build_s"] / ray2["build_s"]
     with_startup = local2["build_s"] / (ray2["build_s"] + ray2["init_s"] + ray2["warmup_s"])
-    print(f"\nray x2 throughput / local x2 throughput: {ratio:.2f} (target >= 0.8); with Ray's start-up included: {with_startup:.2f}")
+    print(
+        f"\nray x2 throughput / local x2 throughput: {ratio:.2f} (target >= 0.8); "
+        f"with Ray's start-up included: {with_startup:.2f}"
+    )
     same = all(r["shards"] == runs[0]["shards"] for r in runs)
     print(f"same shards (sha256) in all four runs: {same}; pairs {runs[0]['pairs']}")
     store = run_json(STORE, str(traces), str(args.work / "store" / "contexts"), "2")
     shutil.rmtree(args.work / "store", ignore_errors=True)
-    print(f"context store: {store['store_mb']:.0f} MB in {store['store_files']} files; {store['tasks']} pair tasks read "
-          f"{store['files_per_task']:.1f} files each; they need {store['needed_mb']:.0f} MB of contexts, shipping whole "
-          f"store files per task would move {store['whole_files_mb']:.0f} MB ({store['whole_files_mb'] / max(store['needed_mb'], 1e-9):.1f}x)")
+    print(
+        f"context store: {store['store_mb']:.0f} MB in {store['store_files']} files; {store['tasks']} pair tasks read "
+        f"{store['files_per_task']:.1f} files each; they need {store['needed_mb']:.0f} MB of contexts, shipping whole "
+        f"store files per task would move {store['whole_files_mb']:.0f} MB "
+        f"({store['whole_files_mb'] / max(store['needed_mb'], 1e-9):.1f}x)"
+    )
 
 
 if __name__ == "__main__":
