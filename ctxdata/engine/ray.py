@@ -99,22 +99,15 @@ class RayEngine:
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
         size = max(1, min(actors, len(rows)))
         if models:  # one model per actor, loaded once, serving many batches
-            dataset = dataset.map_batches(
-                ApplyToRows,
-                fn_constructor_kwargs={"fn": fn},
-                batch_size=1,
-                compute=ray.data.ActorPoolStrategy(size=size),
-                num_cpus=1,
-                num_gpus=self.num_gpus,
-            )
+            phase = {
+                "fn": ApplyToRows,
+                "fn_constructor_kwargs": {"fn": fn},
+                "num_gpus": self.num_gpus,
+                "compute": ray.data.ActorPoolStrategy(size=size),
+            }
         else:  # stateless tasks: no actor start-up per phase
-            dataset = dataset.map_batches(
-                apply_to_rows,
-                fn_kwargs={"fn": fn},
-                batch_size=1,
-                compute=ray.data.TaskPoolStrategy(size=size),
-                num_cpus=1,
-            )
+            phase = {"fn": apply_to_rows, "fn_kwargs": {"fn": fn}, "compute": ray.data.TaskPoolStrategy(size=size)}
+        dataset = dataset.map_batches(**phase, batch_size=1, num_cpus=1)
         for row in dataset.iter_rows():
             yield int(row["index"]), pickle.loads(row["result"])
 
