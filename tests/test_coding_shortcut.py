@@ -92,6 +92,27 @@ def test_the_filter_uses_the_audits_per_pair_structural_and_topical_predictors()
     assert "query-tfidf-pair" in names and "longer-context" in names
     assert all(PREDICTORS[n].per_pair and PREDICTORS[n].family in ("structural", "topical") for n in names)
     assert "query-minilm-chunk" not in names and "answer-tfidf-pair" not in names  # no model; answer evidence is the task
+    full = shortcut_predictor_names("full")
+    assert set(full) - set(names) == {"query-minilm-chunk"} and "answer-tfidf-pair" not in full
+    with pytest.raises(CtxdataError, match="shortcut-predictors must be one of fast, full"):
+        CodingBuildConfig(traces=["x"], out="x", shortcut_predictors="minilm")
+
+
+def test_minilm_scores_are_remembered_so_calibration_and_filter_embed_a_context_once(monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    import ctxdata.audit.predictors as P
+    from ctxdata.coding.shortcut import pair_row
+
+    on_topic = make_pair(label="A", query="the date parser drops the timezone offset",
+                         context_a_text="$ cat dates.py\nparse the timezone offset of a date string\n" * 5,
+                         context_b_text="$ cat plot.py\ndraw a red bar chart with matplotlib\n" * 5)
+    first = P.PREDICTORS["query-minilm-chunk"].scores([pair_row(on_topic)])
+    assert first[0] > 0.1  # the context about the query's topic wins, by a real margin
+    monkeypatch.setattr(P, "minilm", lambda: pytest.fail("scored twice: the memo missed"))
+    assert P.PREDICTORS["query-minilm-chunk"].scores([pair_row(on_topic)]).tolist() == first.tolist()
+    swapped = make_pair(label="B", query=on_topic.query, context_a_text=on_topic.context_b_text,
+                        context_b_text=on_topic.context_a_text)  # the same contexts swapped: no new embedding
+    assert P.PREDICTORS["query-minilm-chunk"].scores([pair_row(swapped)]).tolist() == (-first).tolist()
 
 
 def test_calibration_sample_is_seeded_and_bounded():

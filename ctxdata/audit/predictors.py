@@ -12,6 +12,7 @@ but not a shortcut), `image` (statistics of each image alone), `learned` (cross-
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -115,23 +116,43 @@ def minilm():
     return _MODEL[0]
 
 
+_BEST_CHUNK: dict[bytes, float] = {}  # (query, context) digest -> best-chunk cosine, per process
+_BEST_CHUNK_LIMIT = 200_000
+
+
 def _minilm_chunk(rows: Rows) -> np.ndarray:
-    """Cosine of the query to the best 900-character chunk of each context, A minus B."""
+    """Cosine of the query to the best 900-character chunk of each context, A minus B.
+
+    Scores are remembered per process: `--max-shortcut` with MiniLM scores a candidate's masked
+    contexts once to calibrate and again to filter, and embedding is the whole cost.
+    """
     if not rows:
         return np.zeros(0)
-    model = minilm()
-    queries = model.encode(
-        [_query(r) for r in rows], batch_size=32, normalize_embeddings=True, show_progress_bar=False
-    )
-    spans, pieces = [], []
-    for r in rows:
-        for text in _texts(r):
-            parts = T.chunks(text)
+    keys = [_digest(_query(r), text) for r in rows for text in _texts(r)]
+    todo = sorted({k: i for i, k in enumerate(keys) if k not in _BEST_CHUNK}.values())
+    fresh: dict[bytes, float] = {}
+    if todo:
+        model = minilm()
+        queries = model.encode([_query(rows[i // 2]) for i in todo], batch_size=32, normalize_embeddings=True,
+                               show_progress_bar=False)
+        spans, pieces = [], []
+        for i in todo:
+            parts = T.chunks(_texts(rows[i // 2])[i % 2])
             spans.append((len(pieces), len(pieces) + len(parts)))
             pieces += parts
-    vectors = model.encode(pieces, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
-    best = np.array([float((vectors[s:e] @ queries[i // 2]).max()) for i, (s, e) in enumerate(spans)])
+        vectors = model.encode(pieces, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        for q, i, (s, e) in zip(queries, todo, spans):
+            fresh[keys[i]] = float((vectors[s:e] @ q).max())
+    best = np.array([fresh[k] if k in fresh else _BEST_CHUNK[k] for k in keys])
+    if len(_BEST_CHUNK) + len(fresh) > _BEST_CHUNK_LIMIT:
+        _BEST_CHUNK.clear()
+    _BEST_CHUNK.update(fresh)
     return best[0::2] - best[1::2]
+
+
+def _digest(query: str, text: str) -> bytes:
+    return hashlib.blake2b(query.encode("utf-8", "surrogatepass") + b"\x00" + text.encode("utf-8", "surrogatepass"),
+                           digest_size=16).digest()
 
 
 STRUCTURE_KEYS = (

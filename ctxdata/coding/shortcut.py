@@ -2,8 +2,10 @@
 
 The predictors are the audit's (`ctxdata.audit.predictors.PREDICTORS`): every coding predictor of
 the `structural` and `topical` families whose score for a pair depends on that pair alone (so not
-MiniLM, nor a corpus IDF), plus one logistic model over all of them together, which catches cues
-that are weak alone but strong combined.
+a corpus IDF), plus one logistic model over all of them together, which catches cues that are weak
+alone but strong combined. `fast` (the default set) leaves out the MiniLM best-chunk predictor;
+`full` takes it in, at the cost of embedding every candidate's two masked contexts (the semantic
+cue that survives word masking: see docs/coding.md).
 
 A raw score (a length difference, a TF-IDF margin) is no probability, so each is *calibrated* on a
 seeded sample of this build's own candidate pairs, masked exactly as the kept pairs are: a
@@ -32,15 +34,19 @@ from ctxdata.errors import ConfigError
 from ctxdata.schema import Pair
 
 SHORTCUT_FAMILIES = ("structural", "topical")
+SHORTCUT_PREDICTORS = ("fast", "full")  # fast: no embedding model; full: adds MiniLM (as `--audit full` does)
 CALIBRATION_PAIRS = 1000  # most candidate pairs a calibration masks and scores (a seeded sample beyond that)
 COMBINED = "combined"  # the name of the joint model over every shortcut predictor
 
 
-def shortcut_predictor_names() -> list[str]:
-    """The audit predictors the filter uses: coding, structural or topical, per pair, no embedding model."""
+def shortcut_predictor_names(predictors: str = "fast") -> list[str]:
+    """The audit predictors the filter uses: coding, structural or topical, per pair (MiniLM too when `full`)."""
     from ctxdata.audit.predictors import predictors_for
 
-    return [p.name for p in predictors_for("coding", embed=False) if p.per_pair and p.family in SHORTCUT_FAMILIES]
+    if predictors not in SHORTCUT_PREDICTORS:
+        raise ConfigError(f"--shortcut-predictors must be one of {', '.join(SHORTCUT_PREDICTORS)}, got {predictors!r}")
+    chosen = predictors_for("coding", embed=predictors == "full")
+    return [p.name for p in chosen if p.per_pair and p.family in SHORTCUT_FAMILIES]
 
 
 def pair_row(pair: Pair) -> dict[str, Any]:
