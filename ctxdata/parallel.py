@@ -57,8 +57,13 @@ def worker_pool(workers: int) -> Iterator[Any]:
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """Worker initializer: exit when the parent process dies, and leave Ctrl-C to the parent."""
+    """Worker initializer: exit when the parent process dies, and leave Ctrl-C to the parent.
+
+    A forked worker inherits the CLI's SIGTERM handler, which raises; a pool's `terminate()` must
+    just end the worker, not print its traceback, so SIGTERM gets its default action back.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         try:
             import ctypes

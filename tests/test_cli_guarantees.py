@@ -235,3 +235,14 @@ def _alive(pid: int) -> bool:
         except ProcessLookupError:
             return False
         return True
+
+
+def test_synth_traces_with_a_worker_pool_ends_without_a_worker_traceback(tmp_path):
+    # The fork pool's workers inherited the CLI's SIGTERM handler, so the pool's terminate() at the
+    # end printed one `Terminated` traceback per worker on a successful run.
+    proc = subprocess.run(
+        [sys.executable, "-m", "ctxdata", "synth", "traces", "--n", "200", "--workers", "2", "--out", str(tmp_path / "t")],
+        capture_output=True, text=True, timeout=120, cwd=SRC, env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and len(list((tmp_path / "t").rglob("*.traj.json"))) == 200

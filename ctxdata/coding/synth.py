@@ -228,7 +228,9 @@ def write_traces(cfg: SynthConfig, out: Path, workers: int | None = None, on_pro
     if workers > 1 and total >= 200:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(workers) as pool:
+        from ctxdata.parallel import die_with_parent
+
+        with mp.get_context("fork").Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             for a, b in pool.imap_unordered(_write_one, jobs, chunksize=64):
                 traj_bytes, report_bytes = traj_bytes + a, report_bytes + b
                 if on_progress:
