@@ -45,7 +45,7 @@ def grpo_config(cfg: TrainConfig, **overrides: Any):
         generation_kwargs=cfg.generation_kwargs,
         beta=cfg.beta, use_bias_correction_kl=cfg.use_bias_correction_kl, epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, scale_rewards=cfg.scale_rewards,
         loss_type=LOSS_TYPES[cfg.loss_type], num_iterations=cfg.num_iterations, learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler_type, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+        lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
         max_steps=cfg.max_steps, logging_steps=cfg.logging_steps, save_steps=cfg.save_steps or cfg.max_steps,
         save_strategy="steps" if cfg.save_steps else "no", seed=cfg.seed, report_to="none",
         use_cpu=not torch.cuda.is_available(), bf16=False, activation_checkpointing=cfg.gradient_checkpointing,
