@@ -279,8 +279,11 @@ def comparison_tables(summaries: dict[str, dict[str, Any]]) -> list[tuple[str, l
     for spec, s in summaries.items():
         mean = "-" if s["mean_delta"] is None else f"{s['mean_delta']:+.3f}"
         skipped = sum(s["skipped"].values())
-        overall_rows.append([spec, s["overall"]["n"], _fmt(s["overall"] if s["mode"] != "generate" else None), _fmt(s["generate"]), mean, skipped])
-    tables = [("probe accuracy (95% Wilson CI)", ["model", "pairs", "logits acc", "generate acc", "mean Delta", "skipped"], overall_rows)]
+        share_a = "-" if s.get("share_a") is None else f"{s['share_a']:.2f}"
+        overall_rows.append([spec, s["overall"]["n"], _fmt(s["overall"] if s["mode"] != "generate" else None), _fmt(s.get("both_orders")),
+                             share_a, _fmt(s["generate"]), mean, skipped])
+    columns = ["model", "pairs", "logits acc", "both-orders acc", "share A", "generate acc", "mean Delta", "skipped"]
+    tables = [("probe accuracy (95% Wilson CI)", columns, overall_rows)]
     specs = list(summaries)
     for key in ("method", "domain"):
         groups = sorted({g for s in summaries.values() for g in s[f"by_{key}"]})
