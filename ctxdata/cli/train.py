@@ -85,7 +85,7 @@ def train(
                        description=f"{row['phase']} step {row['step']} reward {reward:.3f}")
 
         result = run(cfg, on_step=on_step)
-    keys = ["reward_mean", "loss_grpo", "loss_ca", "ca_accuracy", "ca_trapped", "grad_norm", "frac_zero_variance", "kl", "clip_fraction", "lr", "step_time"]
+    keys = ["reward_mean", "loss_grpo", "loss_ca", "ca_accuracy", "ca_trapped", "ca_share_a", "grad_norm", "frac_zero_variance", "kl", "clip_fraction", "lr", "step_time"]
     first, last = result["first"] or {}, result["last"] or {}
     rows = [[k, _fmt(first.get(k)), _fmt(last.get(k))] for k in keys]
     print_table(f"ctxdata train ({objective}, {backend}): steps {first.get('step', '-')} -> {last.get('step', '-')}", ["metric", "first step", "last step"], rows)
