@@ -31,11 +31,11 @@ class QuickstartConfig:
     task_pairs: int = 200  # synthetic short-trace pairs (train + held-out)
     heldout: float = 0.4  # fraction of the task pairs held out (never trained on) and probed
     easy: bool = False  # the easy task variant (the decisive line is `answer: <value>`)
-    steps: int = 20  # ContextRL optimizer steps
+    steps: int = 30  # ContextRL optimizer steps
     lam: float = 1.0  # L_CA weight (far above the paper's 0.001-0.01: tens of steps, not thousands)
-    learning_rate: float = 1e-5  # AdamW learning rate (Adam's first steps move every weight by ~lr: 5e-5 overshoots)
+    learning_rate: float = 5e-5  # AdamW learning rate after the warmup (at 1e-5, 20 steps formed no content margin)
+    warmup_steps: int = 8  # linear lr warmup (Adam's first full-lr steps move every weight by ~lr: the letter flips wholesale)
     ca_both_orders: bool = True  # L_CA pairs in both A/B orders (a letter preference cancels)
-    warmup_steps: int = 0  # linear lr warmup over the first N steps (then constant)
     probe_limit: int = 80  # held-out pairs probed before and after training (at most all of them), each in both A/B orders
     prefill: str = "Context"  # reply prefix before the letter is read (SmolLM2 otherwise starts "Output..."), in probe and L_CA alike
     seed: int = 0  # one seed for every step
