@@ -132,7 +132,8 @@ def _probe(model: str, out: Path, cfg: QuickstartConfig, name: str) -> dict[str,
     probe_cfg = ProbeConfig(limit=cfg.probe_limit, prefill=cfg.prefill, both_orders=True)
     summary = next(iter(run_probe([out / "task" / "heldout"], [model], probe_cfg, out=out / f"probe-{name}").values()))
     stats = lambda s: {k: round(s[k], 4) for k in ("accuracy", "ci_low", "ci_high")}  # noqa: E731
-    return {"model": model, "n": summary["overall"]["n"], "both_orders": stats(summary["both_orders"]), "raw": stats(summary["overall"]),
+    return {"model": model, "n": summary["overall"]["n"], "both_orders": stats(summary["both_orders"]),
+            "raw": stats(summary["overall"]),
             "share_a": round(summary["share_a"], 4), "mean_delta": round(summary["mean_delta"] or 0.0, 4)}
 
 
@@ -147,7 +148,8 @@ def _train(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
     train_cfg = TrainConfig(
         model=cfg.model, output_dir=str(run), task_data=str(out / "task" / "task.jsonl"), pairs=[str(out / "task")],
         objective="contextrl", num_generations=4, per_device_train_batch_size=8, max_completion_length=8,
-        max_prompt_length=512, learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=min(cfg.warmup_steps, cfg.steps - 1), max_steps=cfg.steps,
+        max_prompt_length=512, learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup",
+        warmup_steps=min(cfg.warmup_steps, cfg.steps - 1), max_steps=cfg.steps,
         seed=cfg.seed, ca_batch_size=8, lam=cfg.lam, ca_prefill=cfg.prefill, ca_both_orders=cfg.ca_both_orders,
     )
     result = train_native(train_cfg)

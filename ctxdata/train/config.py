@@ -41,7 +41,7 @@ class TrainConfig:
     num_iterations: int = 1  # optimizer steps per generation batch (mu)
     learning_rate: float = 1e-6  # AdamW learning rate
     lr_scheduler_type: str = "linear"  # linear (decay to 0, TRL's default) | constant | constant_with_warmup
-    warmup_steps: int = 0  # linear warmup from 0 over the first N steps (linear, constant_with_warmup; as transformers)
+    warmup_steps: int = 0  # linear warmup from lr 0 over the first N steps (linear, constant_with_warmup)
     weight_decay: float = 0.0  # AdamW weight decay
     max_grad_norm: float = 1.0  # gradient clipping (0 disables)
     per_device_train_batch_size: int = 8  # completions per micro-batch (TRL semantics)
@@ -106,11 +106,14 @@ class TrainConfig:
         if self.loss_type not in ("token_mean", "sequence_mean"):
             raise ConfigError("loss_type must be token_mean or sequence_mean")
         if self.lr_scheduler_type not in LR_SCHEDULERS:
-            raise ConfigError(f"unknown lr_scheduler_type {self.lr_scheduler_type!r}; choose one of: {', '.join(LR_SCHEDULERS)}")
+            raise ConfigError(f"unknown lr_scheduler_type {self.lr_scheduler_type!r}; "
+                              f"choose one of: {', '.join(LR_SCHEDULERS)}")
         if self.warmup_steps < 0 or self.warmup_steps >= self.max_steps:
-            raise ConfigError(f"warmup_steps must be in [0, max_steps), got {self.warmup_steps} with max_steps {self.max_steps}")
+            raise ConfigError(f"warmup_steps must be in [0, max_steps), got {self.warmup_steps} "
+                              f"with max_steps {self.max_steps}")
         if self.warmup_steps and self.lr_scheduler_type == "constant":
-            raise ConfigError("lr_scheduler_type constant has no warmup (as in transformers): use constant_with_warmup")
+            raise ConfigError("lr_scheduler_type constant has no warmup (as in transformers): "
+                              "use constant_with_warmup")
         if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high < self.epsilon):
             raise ConfigError("need epsilon > 0 and epsilon_high >= epsilon (clip-higher widens the upper bound only)")
         if self.beta < 0 or self.ca_clip <= 0 or self.temperature <= 0:

@@ -239,14 +239,15 @@ def train_native(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None
             rng_rows.seed(step_seed(cfg.seed, step, "prompts"))
             buffered = generate_batch(setup, setup.draw_prompts(rng_rows), step)
         metrics = grpo_loss_backward(setup, buffered["tensors"])
-        ca = {"loss_ca": float("nan"), "ca_accuracy": float("nan"), "ca_trapped": float("nan"), "ca_share_a": float("nan")}
+        ca = {k: float("nan") for k in ("loss_ca", "ca_accuracy", "ca_trapped", "ca_share_a")}
         if cfg.objective == "contextrl":
             pairs = setup.pair_sampler.batch(step)
             loss_ca, delta = context_awareness_step(model, setup.processing_class, pairs, setup.letter_ids, cfg)
             (cfg.lam * loss_ca).backward()
             picked_a = [(d > 0) == (ex.correct == "A") for d, ex in zip(delta.tolist(), pairs)]
             ca = {"loss_ca": float(loss_ca.detach()), "ca_accuracy": float((delta > 0).float().mean()),
-                  "ca_trapped": float((delta < -cfg.ca_clip).float().mean()),  # wrong pairs the paper's clamp gives no gradient
+                  # wrong pairs the paper's clamp gives no gradient
+                  "ca_trapped": float((delta < -cfg.ca_clip).float().mean()),
                   "ca_share_a": sum(picked_a) / len(pairs)}  # near 0 or 1: a letter preference, not content
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf")))
         lr = optim.param_groups[0]["lr"]

@@ -173,7 +173,8 @@ def probe_rows(
         for start in range(0, len(items), config.batch_size):
             chunk = items[start : start + config.batch_size]
             batch = [row for _, row in chunk]
-            for (index, row), delta, text, swapped in zip(chunk, *_read_batch(model, batch, config, selection_logit_delta)):
+            readings = _read_batch(model, batch, config, selection_logit_delta)
+            for (index, row), delta, text, swapped in zip(chunk, *readings):
                 indexed.append((index, _result(row, delta, text, swapped)))
             if on_batch is not None:
                 on_batch(len(batch))
@@ -181,7 +182,8 @@ def probe_rows(
     return results, skipped
 
 
-def _read_batch(model: ProbeModel, batch: list[dict[str, Any]], config: ProbeConfig, delta_fn) -> tuple[list, list, list]:
+def _read_batch(model: ProbeModel, batch: list[dict[str, Any]], config: ProbeConfig,
+                delta_fn) -> tuple[list, list, list]:
     """(deltas, completions, swapped-order deltas) for one batch; None entries for what was not asked for."""
     from ctxdata.train.data import swap_contexts
 
@@ -198,7 +200,8 @@ def _read_batch(model: ProbeModel, batch: list[dict[str, Any]], config: ProbeCon
     return deltas, generated, swapped
 
 
-def _result(row: dict[str, Any], delta: float | None, text: str | None, delta_swapped: float | None = None) -> PairResult:
+def _result(row: dict[str, Any], delta: float | None, text: str | None,
+            delta_swapped: float | None = None) -> PairResult:
     letter = parse_letter(text) if text is not None else None
     gen_ok = None if text is None else letter == row["label"]
     return PairResult(
@@ -280,7 +283,8 @@ def comparison_tables(summaries: dict[str, dict[str, Any]]) -> list[tuple[str, l
         mean = "-" if s["mean_delta"] is None else f"{s['mean_delta']:+.3f}"
         skipped = sum(s["skipped"].values())
         share_a = "-" if s.get("share_a") is None else f"{s['share_a']:.2f}"
-        overall_rows.append([spec, s["overall"]["n"], _fmt(s["overall"] if s["mode"] != "generate" else None), _fmt(s.get("both_orders")),
+        raw = _fmt(s["overall"] if s["mode"] != "generate" else None)
+        overall_rows.append([spec, s["overall"]["n"], raw, _fmt(s.get("both_orders")),
                              share_a, _fmt(s["generate"]), mean, skipped])
     columns = ["model", "pairs", "logits acc", "both-orders acc", "share A", "generate acc", "mean Delta", "skipped"]
     tables = [("probe accuracy (95% Wilson CI)", columns, overall_rows)]
