@@ -5,9 +5,11 @@ same data (`ctxdata synth task`: train pairs + task QA). grpo and contextrl run 
 (`--seeds`), so run-to-run spread is visible; da-sft and da-rl run with the first seed. Every run
 is measured on the HELD-OUT split, which no objective trains on:
 
-* probe accuracy: the contrastive context probe (`ctxdata.train.probe`, Delta > 0 at the answer
-  position, read after the same `--prefill` that L_CA uses) on `--eval-limit` held-out pairs,
-  with a 95% Wilson CI;
+* probe accuracy: the contrastive context probe (`ctxdata.train.probe`, read after the same
+  `--prefill` that L_CA uses) on `--eval-limit` held-out pairs, each read in both A/B orders: the
+  both-orders accuracy (right iff the order-averaged Delta > 0; a letter preference cancels) is
+  the compared number, the raw one-order accuracy (Delta > 0) and the share of "A" answers are
+  kept beside it; 95% Wilson CIs;
 * task reward: greedy answers to held-out task QA items, scored by the training reward
   (`normalized_contains`) and by exact match of the first line (`synth_task.score_answer`), each
   with a 95% Wilson CI.
@@ -48,7 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--filler", type=int, default=1, help="non-decisive commands per trace (shorter = faster)")
     ap.add_argument("--easy", action="store_true", help="the easy variant: the decisive line is `answer: <value>`")
     ap.add_argument("--lam", type=float, default=0.5, help="contextrl L_CA weight (paper 0.001-0.01 over far more steps)")
-    ap.add_argument("--lr", type=float, default=1e-5, help="learning rate (all objectives; Adam's first steps move every weight by ~lr)")
+    ap.add_argument("--lr", type=float, default=5e-5, help="learning rate (all objectives), reached after --warmup-steps")
+    ap.add_argument("--warmup-steps", type=int, default=8, help="linear warmup (Adam's first full-lr steps flip the letter wholesale)")
     ap.add_argument("--ca-loss", default="paper", help="L_CA form: paper | upper-clip")
     ap.add_argument("--ca-both-orders", action=argparse.BooleanOptionalAction, default=True, help="L_CA pairs in both A/B orders")
     ap.add_argument("--ca-batch-size", type=int, default=8, help="L_CA pairs per step")
@@ -98,9 +101,9 @@ def train(objective: str, seed: int, data: Path, args) -> tuple[str, list[dict]]
         temperature=args.temperature, learning_rate=args.lr, max_steps=args.steps, seed=seed, ca_batch_size=args.ca_batch_size,
         lam=args.lam if objective == "contextrl" else None, ca_prefill=args.prefill, ca_loss=args.ca_loss,
         ca_both_orders=args.ca_both_orders, sft_steps=args.sft_steps if objective == "da-sft" else 0, sft_batch_size=4,
-        lr_scheduler_type="constant",
+        lr_scheduler_type="constant_with_warmup", warmup_steps=args.warmup_steps,
     )
-    keys = ("loss", "reward_mean", "loss_ca", "ca_accuracy", "ca_trapped", "grad_norm", "loss_sft", "step_time")
+    keys = ("loss", "reward_mean", "loss_ca", "ca_accuracy", "ca_trapped", "ca_share_a", "grad_norm", "loss_sft", "step_time")
     result = train_native(cfg, on_step=lambda row: print(f"  [{objective} seed {seed}] {row['phase']} step {row['step']}: "
                                                         + ", ".join(f"{k}={row[k]:.3f}" for k in keys if isinstance(row.get(k), float) and row[k] == row[k]), flush=True))
     return str(Path(result["output_dir"]) / "final"), result["history"]
@@ -134,7 +137,7 @@ def evaluate(spec: str, data: Path, args) -> dict:
 
     model = load_probe_model(spec)
     rows = load_pairs([data / "heldout"], args.eval_limit)
-    results, skipped = probe_rows(model, rows, ProbeConfig(batch_size=8, prefill=args.prefill))
+    results, skipped = probe_rows(model, rows, ProbeConfig(batch_size=8, prefill=args.prefill, both_orders=True))
     items = read_task(data / "task-heldout.jsonl")[: args.eval_limit]
     return {"probe": summarize(results, skipped), "task": task_reward(model, items, args.completion_length)}
 
@@ -144,13 +147,15 @@ def fmt(stats: dict) -> str:
 
 
 def comparison(report: dict) -> dict:
-    """Mean over seeds of contextrl - grpo, in points, for probe accuracy and task reward (contains)."""
+    """Mean over seeds of contextrl - grpo, in points: both-orders and raw probe accuracy, task reward (contains)."""
     def mean(objective: str, metric) -> float | None:
         vals = [metric(r) for name, r in report["rows"].items() if name.startswith(objective + " seed")]
         return sum(vals) / len(vals) if vals else None
 
     out = {}
-    for name, metric in (("probe", lambda r: r["probe"]["overall"]["accuracy"]), ("task", lambda r: r["task"]["contains"]["accuracy"])):
+    metrics = (("probe", lambda r: r["probe"]["both_orders"]["accuracy"]), ("probe_raw", lambda r: r["probe"]["overall"]["accuracy"]),
+               ("task", lambda r: r["task"]["contains"]["accuracy"]))
+    for name, metric in metrics:
         c, g = mean("contextrl", metric), mean("grpo", metric)
         out[f"{name}_contextrl_minus_grpo_points"] = None if c is None or g is None else 100 * (c - g)
     return out
@@ -195,10 +200,10 @@ def main(argv=None) -> dict:
         save()
     report["wall_seconds"] = time.perf_counter() - t0
     save()
-    rows = [[name, r["probe"]["overall"]["n"], fmt(r["probe"]["overall"]), f"{r['probe']['mean_delta']:+.3f}",
+    rows = [[name, r["probe"]["overall"]["n"], fmt(r["probe"]["both_orders"]), fmt(r["probe"]["overall"]), f"{r['probe']['share_a']:.2f}",
              fmt(r["task"]["contains"]), fmt(r["task"]["exact"]), f"{r['train_seconds']:.0f}"] for name, r in report["rows"].items()]
     print_table(f"ablation on {args.model}: {args.steps} GRPO steps each, held-out split (95% Wilson CIs)",
-                ["run", "n", "probe accuracy", "mean Delta", "task reward (contains)", "task exact", "train s"], rows)
+                ["run", "n", "probe (both orders)", "probe (raw)", "share A", "task reward (contains)", "task exact", "train s"], rows)
     print(json.dumps(report["comparison"]), flush=True)
     return report
 

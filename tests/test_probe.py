@@ -183,3 +183,30 @@ def test_prefill_moves_the_answer_position(tiny_llama):
     plain, _ = probe_rows(model, rows, ProbeConfig())
     filled, _ = probe_rows(model, rows, ProbeConfig(prefill="Context"))
     assert [r.delta for r in plain] != pytest.approx([r.delta for r in filled])
+
+
+def test_both_orders_cancels_a_pure_letter_preference(tiny_llama, tmp_path):
+    """The always-A model scores the share of A labels raw, but no pair when both orders are averaged."""
+    pairs = write_pairs(tmp_path / "pairs", coding_pairs(10))
+    rigged = rigged_to_say_a(tiny_llama, tmp_path / "says-a")
+    summary = run_probe([pairs], [str(rigged)], ProbeConfig(batch_size=4, both_orders=True), out=tmp_path / "r.jsonl")[str(rigged)]
+    n_a = sum(p.label == "A" for p in coding_pairs(10))
+    assert 0 < n_a < 10
+    assert summary["overall"]["correct"] == n_a  # the raw accuracy is the letter prior
+    assert summary["share_a"] == 1.0
+    assert summary["both_orders"]["n"] == 10 and summary["both_orders"]["correct"] == 0  # mean Delta == 0: a tie is wrong
+    lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert all(r["delta"] == pytest.approx(-r["delta_swapped"], abs=1e-4) and r["correct_both_orders"] is False for r in lines)
+
+
+def test_both_orders_counts_a_content_preference(tiny_llama):
+    """Delta and Delta_swapped both favour the anchor -> right; a letter bias smaller than the content signal stays right."""
+    from ctxdata.train.probe import _result
+
+    row = coding_pairs(1)[0].to_row()
+    assert _result(row, 1.5, None, 0.5).correct_both_orders is True  # content +1.0, letter bias +-0.5
+    assert _result(row, 2.0, None, -1.0).correct_both_orders is True  # letter bias dominates one order
+    assert _result(row, 1.0, None, -3.0).correct_both_orders is False
+    assert _result(row, 1.0, None, None).correct_both_orders is None
+    with pytest.raises(ConfigError, match="both_orders"):
+        ProbeConfig(mode="generate", both_orders=True)

@@ -18,8 +18,11 @@ def test_quickstart_runs_end_to_end_on_a_tiny_model(tmp_path, monkeypatch):
     assert summary["export verl"]["exported"] == summary["build-coding"]["pairs"]
     assert summary["export easyr1"]["exported"] == summary["build-vision"]["pairs"]
     assert summary["probe before"]["n"] == summary["probe after"]["n"] == 4
+    before = json.loads((out / "probe-before.summary.json").read_text())["models"]["tiny-llama"]
+    assert before["both_orders"]["n"] == before["overall"]["n"] == 4  # both the debiased and the raw accuracy are kept
+    assert summary["probe before"]["both_orders"]["accuracy"] == before["both_orders"]["accuracy"]
     assert (out / "run-contextrl" / "metrics.jsonl").exists()
-    assert "probe accuracy on held-out trace pairs: before" in result.output and "(n=4, never trained on)" in result.output
+    assert "probe accuracy (both A/B orders) on held-out trace pairs: before" in result.output and "(n=4, never trained on;" in result.output
     assert_heldout_never_trained_on(out)
     import datasets
 
@@ -43,12 +46,19 @@ def assert_heldout_never_trained_on(out):
     assert not [r["pair_id"] for r in heldout if r["context_a_text"] in trained_text or r["context_b_text"] in trained_text]
 
 
-def test_verdict_says_whether_the_intervals_separate():
+def _probe_result(both, raw, n=80):
+    as_stats = lambda t: dict(zip(("accuracy", "ci_low", "ci_high"), t))  # noqa: E731
+    return {"n": n, "both_orders": as_stats(both), "raw": as_stats(raw)}
+
+
+def test_verdict_reads_the_both_orders_accuracy_and_prints_the_raw_one_beside_it():
     from ctxdata.quickstart import verdict
 
-    before = {"accuracy": 0.5, "ci_low": 0.39, "ci_high": 0.61, "n": 80}
-    up = verdict(before, {"accuracy": 0.8, "ci_low": 0.70, "ci_high": 0.87, "n": 80}, 20, easy=False)
-    assert up.endswith("ContextRL raised it (the after-interval lies above the before-interval)") and "(n=80, never trained on)" in up
-    flat = verdict(before, {"accuracy": 0.6, "ci_low": 0.49, "ci_high": 0.70, "n": 80}, 20, easy=True)
+    before = _probe_result((0.5, 0.39, 0.61), (0.6, 0.49, 0.70))
+    up = verdict(before, _probe_result((0.8, 0.70, 0.87), (0.6, 0.49, 0.70)), 20, easy=False)
+    assert up.endswith("ContextRL raised it (the after-interval lies above the before-interval)") and "(n=80, never trained on;" in up
+    assert "raw single-order accuracy 0.600 [0.490, 0.700] -> 0.600 [0.490, 0.700]" in up
+    # a letter flip moves the raw accuracy, not the both-orders one: no separation
+    flat = verdict(before, _probe_result((0.55, 0.44, 0.65), (0.9, 0.81, 0.95)), 20, easy=True)
     assert "(easy variant)" in flat and "no separation" in flat
-    assert verdict(before, None, 20, easy=False).endswith("0.500 [0.390, 0.610] (n=80)")
+    assert verdict(before, None, 20, easy=False).endswith("0.500 [0.390, 0.610] (n=80; raw single-order accuracy 0.600 [0.490, 0.700])")

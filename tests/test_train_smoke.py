@@ -126,6 +126,24 @@ def test_trl_resume_continues(workdir, tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path / "t")] == [1, 2, 3]
 
 
+def test_lr_schedule_warms_up_linearly_as_transformers(workdir, tmp_path):
+    """lr factor per step against transformers' own schedulers (the TRL backend uses those)."""
+    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    for kind, make in (("linear", get_linear_schedule_with_warmup), ("constant_with_warmup", get_constant_schedule_with_warmup)):
+        cfg = _cfg(workdir, tmp_path, lr_scheduler_type=kind, warmup_steps=4, max_steps=10)
+        optim = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = make(optim, 4, 10) if kind == "linear" else make(optim, 4)
+        expected = []
+        for _ in range(10):
+            expected.append(optim.param_groups[0]["lr"])
+            optim.step()
+            sched.step()
+        assert [cfg.lr_factor(s) for s in range(10)] == pytest.approx(expected)
+    assert [cfg.lr_factor(s) for s in range(5)] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+    assert _cfg(workdir, tmp_path, max_steps=4).lr_factor(1) == pytest.approx(0.75)  # plain linear decay, no warmup
+
+
 def test_existing_checkpoints_need_resume(workdir, tmp_path):
     from ctxdata.errors import CtxdataError
 
@@ -147,6 +165,9 @@ def test_existing_checkpoints_need_resume(workdir, tmp_path):
         ({"reward_funcs": ["bleu"]}, "exact_match"),
         ({"ca_loss": "softclip"}, "paper, upper-clip"),
         ({"ca_both_orders": True, "ca_batch_size": 3}, "must be even"),
+        ({"lr_scheduler_type": "cosine"}, "constant_with_warmup"),
+        ({"lr_scheduler_type": "constant", "warmup_steps": 2, "max_steps": 10}, "use constant_with_warmup"),
+        ({"warmup_steps": 10, "max_steps": 10}, "warmup_steps"),
     ],
 )
 def test_config_rejects_bad_combinations(workdir, tmp_path, kw, match):

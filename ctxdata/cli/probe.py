@@ -18,12 +18,14 @@ def probe(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pairs per forward pass (left padding).")] = 8,
     max_prompt_tokens: Annotated[int, typer.Option("--max-prompt-tokens", min=8, help="Skip (and count) pairs whose prompt is longer.")] = 4096,
     prefill: Annotated[str, typer.Option("--prefill", help='Text after the generation prompt, e.g. "Context", so the next token is the letter.')] = "",
+    both_orders: Annotated[bool, typer.Option("--both-orders", help="Also read each pair with A and B swapped and score the order-averaged Delta (a letter preference cancels).")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Per-pair results JSONL; the summary goes to <stem>.summary.json.")] = None,
 ) -> None:
     """Probe models on pairs: accuracy at choosing the anchor context, with 95% Wilson CIs, by method and domain.
 
     Delta = log p(correct letter) - log p(wrong letter) at the answer position (max over " A"/"A");
     a pair is right iff Delta > 0. `--mode generate` parses the first A/B of a greedy completion.
+    `--both-orders` adds the position-debiased accuracy: right iff (Delta + Delta with A/B swapped) / 2 > 0.
 
     Examples:
 
@@ -34,7 +36,8 @@ def probe(
     from ctxdata.console import print_table, progress
     from ctxdata.train.probe import ProbeConfig, comparison_tables, run_probe
 
-    config = ProbeConfig(mode=mode, batch_size=batch_size, limit=limit, max_prompt_tokens=max_prompt_tokens, prefill=prefill)
+    config = ProbeConfig(mode=mode, batch_size=batch_size, limit=limit, max_prompt_tokens=max_prompt_tokens, prefill=prefill,
+                         both_orders=both_orders)
     with progress() as bar:
         tasks: dict[str, int] = {}
 

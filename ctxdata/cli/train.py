@@ -48,6 +48,8 @@ def train(
     scale_rewards: Annotated[str, typer.Option("--scale-rewards", help="group | batch | none.")] = "group",
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="AdamW learning rate.")] = 1e-6,
     steps: Annotated[int, typer.Option("--steps", "--max-steps", help="GRPO optimizer steps.")] = 10,
+    lr_scheduler_type: Annotated[str, typer.Option("--lr-scheduler", help="linear (decay to 0) | constant | constant_with_warmup (transformers' names).")] = "linear",
+    warmup_steps: Annotated[int, typer.Option("--warmup-steps", min=0, help="Linear warmup from lr 0 over the first N steps (linear, constant_with_warmup).")] = 0,
     save_steps: Annotated[int, typer.Option("--save-steps", help="Checkpoint every N steps (0: only the final model).")] = 0,
     skip_zero_variance: Annotated[bool, typer.Option("--skip-zero-variance-groups", help="Drop groups with equal rewards from L_GRPO.")] = False,
     reward: Annotated[list[str], typer.Option("--reward", help="Reward function(s), summed: exact_match, normalized_contains, multiple_choice, numeric.")] = ["normalized_contains"],
@@ -65,7 +67,7 @@ def train(
         per_device_train_batch_size=per_device_train_batch_size, gradient_accumulation_steps=gradient_accumulation_steps,
         max_completion_length=max_completion_length, max_prompt_length=max_prompt_length, temperature=temperature,
         beta=beta, epsilon=epsilon, epsilon_high=epsilon_high, scale_rewards=scale_rewards, learning_rate=learning_rate,
-        max_steps=steps, save_steps=save_steps, seed=seed, skip_zero_variance_groups=skip_zero_variance, lam=lam,
+        max_steps=steps, lr_scheduler_type=lr_scheduler_type, warmup_steps=warmup_steps, save_steps=save_steps, seed=seed, skip_zero_variance_groups=skip_zero_variance, lam=lam,
         ca_clip=ca_clip, ca_batch_size=ca_batch_size, ca_prefill=ca_prefill, ca_loss=ca_loss, ca_both_orders=ca_both_orders, sft_steps=sft_steps,
         resume=resume,
     )
@@ -83,7 +85,7 @@ def train(
                        description=f"{row['phase']} step {row['step']} reward {reward:.3f}")
 
         result = run(cfg, on_step=on_step)
-    keys = ["reward_mean", "loss_grpo", "loss_ca", "ca_accuracy", "ca_trapped", "grad_norm", "frac_zero_variance", "kl", "clip_fraction", "lr", "step_time"]
+    keys = ["reward_mean", "loss_grpo", "loss_ca", "ca_accuracy", "ca_trapped", "ca_share_a", "grad_norm", "frac_zero_variance", "kl", "clip_fraction", "lr", "step_time"]
     first, last = result["first"] or {}, result["last"] or {}
     rows = [[k, _fmt(first.get(k)), _fmt(last.get(k))] for k in keys]
     print_table(f"ctxdata train ({objective}, {backend}): steps {first.get('step', '-')} -> {last.get('step', '-')}", ["metric", "first step", "last step"], rows)

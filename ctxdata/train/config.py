@@ -9,6 +9,7 @@ from ctxdata.errors import ConfigError
 
 OBJECTIVES = ("contextrl", "grpo", "da-sft", "da-rl")
 BACKENDS = ("native", "trl")
+LR_SCHEDULERS = ("linear", "constant", "constant_with_warmup")  # transformers' names and semantics
 CA_LOSSES = ("paper", "upper-clip")  # the L_CA forms of ctxdata.train.losses.context_awareness_loss
 DEFAULT_LAM = 0.01
 
@@ -39,7 +40,8 @@ class TrainConfig:
     loss_type: str = "token_mean"  # token_mean (TRL dapo) | sequence_mean (TRL grpo)
     num_iterations: int = 1  # optimizer steps per generation batch (mu)
     learning_rate: float = 1e-6  # AdamW learning rate
-    lr_scheduler_type: str = "linear"  # linear (decay to 0, TRL's default) | constant
+    lr_scheduler_type: str = "linear"  # linear (decay to 0, TRL's default) | constant | constant_with_warmup
+    warmup_steps: int = 0  # linear warmup from lr 0 over the first N steps (linear, constant_with_warmup)
     weight_decay: float = 0.0  # AdamW weight decay
     max_grad_norm: float = 1.0  # gradient clipping (0 disables)
     per_device_train_batch_size: int = 8  # completions per micro-batch (TRL semantics)
@@ -103,8 +105,15 @@ class TrainConfig:
             raise ConfigError("scale_rewards must be group, batch or none")
         if self.loss_type not in ("token_mean", "sequence_mean"):
             raise ConfigError("loss_type must be token_mean or sequence_mean")
-        if self.lr_scheduler_type not in ("linear", "constant"):
-            raise ConfigError("lr_scheduler_type must be linear or constant")
+        if self.lr_scheduler_type not in LR_SCHEDULERS:
+            raise ConfigError(f"unknown lr_scheduler_type {self.lr_scheduler_type!r}; "
+                              f"choose one of: {', '.join(LR_SCHEDULERS)}")
+        if self.warmup_steps < 0 or self.warmup_steps >= self.max_steps:
+            raise ConfigError(f"warmup_steps must be in [0, max_steps), got {self.warmup_steps} "
+                              f"with max_steps {self.max_steps}")
+        if self.warmup_steps and self.lr_scheduler_type == "constant":
+            raise ConfigError("lr_scheduler_type constant has no warmup (as in transformers): "
+                              "use constant_with_warmup")
         if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high < self.epsilon):
             raise ConfigError("need epsilon > 0 and epsilon_high >= epsilon (clip-higher widens the upper bound only)")
         if self.beta < 0 or self.ca_clip <= 0 or self.temperature <= 0:
@@ -121,6 +130,18 @@ class TrainConfig:
     @property
     def prompts_per_step(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps // self.num_generations
+
+    def lr_factor(self, step: int) -> float:
+        """The learning-rate multiplier of optimizer step `step` (0-based), as transformers' schedulers.
+
+        Warmup: step / warmup_steps (the first step has lr 0, as in transformers); then linear decays
+        to 0 at max_steps, the constant schedules stay at 1.
+        """
+        if step < self.warmup_steps:
+            return step / self.warmup_steps
+        if self.lr_scheduler_type == "linear":
+            return max(0.0, (self.max_steps - step) / max(1, self.max_steps - self.warmup_steps))
+        return 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

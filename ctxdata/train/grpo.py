@@ -215,8 +215,7 @@ def train_native(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None
     setup = prepare(cfg)
     model, out = setup.model, Path(cfg.output_dir)
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    decay = (lambda s: max(0.0, 1.0 - s / cfg.max_steps)) if cfg.lr_scheduler_type == "linear" else (lambda s: 1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, cfg.lr_factor)
     start_step, history = 0, []
 
     def log(row: dict) -> None:
@@ -240,12 +239,16 @@ def train_native(cfg: TrainConfig, on_step: Callable[[dict], None] | None = None
             rng_rows.seed(step_seed(cfg.seed, step, "prompts"))
             buffered = generate_batch(setup, setup.draw_prompts(rng_rows), step)
         metrics = grpo_loss_backward(setup, buffered["tensors"])
-        ca = {"loss_ca": float("nan"), "ca_accuracy": float("nan"), "ca_trapped": float("nan")}
+        ca = {k: float("nan") for k in ("loss_ca", "ca_accuracy", "ca_trapped", "ca_share_a")}
         if cfg.objective == "contextrl":
-            loss_ca, delta = context_awareness_step(model, setup.processing_class, setup.pair_sampler.batch(step), setup.letter_ids, cfg)
+            pairs = setup.pair_sampler.batch(step)
+            loss_ca, delta = context_awareness_step(model, setup.processing_class, pairs, setup.letter_ids, cfg)
             (cfg.lam * loss_ca).backward()
+            picked_a = [(d > 0) == (ex.correct == "A") for d, ex in zip(delta.tolist(), pairs)]
             ca = {"loss_ca": float(loss_ca.detach()), "ca_accuracy": float((delta > 0).float().mean()),
-                  "ca_trapped": float((delta < -cfg.ca_clip).float().mean())}  # wrong pairs the paper's clamp gives no gradient
+                  # wrong pairs the paper's clamp gives no gradient
+                  "ca_trapped": float((delta < -cfg.ca_clip).float().mean()),
+                  "ca_share_a": sum(picked_a) / len(pairs)}  # near 0 or 1: a letter preference, not content
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf")))
         lr = optim.param_groups[0]["lr"]
         optim.step()

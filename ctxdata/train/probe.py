@@ -10,6 +10,14 @@ contexts A and B, "Output A or B directly.") and we read its choice two ways:
 * generate: greedy decoding, the first standalone A or B in the completion is the choice
   (no letter = wrong).
 
+With `both_orders` every pair is also read with contexts A and B swapped (the label follows the
+anchor), the standard position-debiasing of LLM judges. Delta_swapped is again "anchor letter minus
+the other letter", so a pure letter preference enters the two Deltas with opposite signs and
+cancels in their mean: the pair is right (`correct_both_orders`) iff (Delta + Delta_swapped) / 2 > 0.
+A model that answers "A" whatever it reads scores exactly the share of A labels on the raw
+accuracy and about 0.5 here. The summary keeps the raw accuracy (`overall`) beside it
+(`both_orders`) and `share_a`, the share of stored-order pairs on which the model picked A.
+
 Accuracy comes with a 95% Wilson score interval (exact enough at small n, never outside [0, 1])
 and breakdowns by `method` and `domain`. Batches are left-padded; text models get explicit
 position ids, so a pair's Delta does not depend on what it is batched with. Everything runs under
@@ -45,6 +53,7 @@ class ProbeConfig:
     max_prompt_tokens: int = 4096  # longer prompts are skipped (truncating would cut a context), not cut
     system_prompt: bool = False  # prepend prompts.SYSTEM as a system message
     prefill: str = ""  # text put after the generation prompt (e.g. "Context"), so the next token is the letter
+    both_orders: bool = False  # also read each pair with A and B swapped; right iff the order-averaged Delta > 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -53,6 +62,8 @@ class ProbeConfig:
             raise ConfigError("batch_size and max_new_tokens must be >= 1 and max_prompt_tokens >= 8")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1 (or unset for all pairs), got {self.limit}")
+        if self.both_orders and not self.logits:
+            raise ConfigError("both_orders reads Delta in both A/B orders: it needs mode logits or both")
 
     @property
     def logits(self) -> bool:
@@ -77,6 +88,8 @@ class PairResult:
     generated_letter: str | None  # first standalone A/B in `generated`
     correct: bool  # the primary verdict: Delta > 0 (logits/both) or generated_letter == label (generate)
     correct_generate: bool | None  # generated_letter == label (generate/both)
+    delta_swapped: float | None = None  # Delta with A and B swapped (both_orders), still anchor minus other letter
+    correct_both_orders: bool | None = None  # (delta + delta_swapped) / 2 > 0 (both_orders): letter bias cancels
 
 
 # -- statistics -----------------------------------------------------------------------------
@@ -98,9 +111,13 @@ def summarize(results: Sequence[PairResult], skipped: dict[str, int] | None = No
     """Overall accuracy (logits and/or generation) with CIs, by method and by domain, mean Delta."""
     deltas = [r.delta for r in results if r.delta is not None]
     gen = [r.correct_generate for r in results if r.correct_generate is not None]
+    debiased = [r.correct_both_orders for r in results if r.correct_both_orders is not None]
+    picked = [(r.delta > 0) == (r.label == "A") for r in results if r.delta is not None]
     summary: dict[str, Any] = {
         "overall": accuracy_stats([r.correct for r in results]),
         "generate": accuracy_stats(gen) if gen else None,
+        "both_orders": accuracy_stats(debiased) if debiased else None,
+        "share_a": sum(picked) / len(picked) if picked else None,
         "mean_delta": sum(deltas) / len(deltas) if deltas else None,
         "labels": {lab: sum(r.label == lab for r in results) for lab in ("A", "B")},
         "skipped": dict(skipped or {}),
@@ -156,29 +173,35 @@ def probe_rows(
         for start in range(0, len(items), config.batch_size):
             chunk = items[start : start + config.batch_size]
             batch = [row for _, row in chunk]
-            for (index, row), delta, text in zip(chunk, *_read_batch(model, batch, config, selection_logit_delta)):
-                indexed.append((index, _result(row, delta, text)))
+            readings = _read_batch(model, batch, config, selection_logit_delta)
+            for (index, row), delta, text, swapped in zip(chunk, *readings):
+                indexed.append((index, _result(row, delta, text, swapped)))
             if on_batch is not None:
                 on_batch(len(batch))
     results = [result for _, result in sorted(indexed, key=lambda item: item[0])]
     return results, skipped
 
 
-def _read_batch(model: ProbeModel, batch: list[dict[str, Any]], config: ProbeConfig, delta_fn) -> tuple[list, list]:
-    """(deltas, completions) for one batch; None entries for the mode not asked for."""
-    deltas: list[float | None] = [None] * len(batch)
-    generated: list[str | None] = [None] * len(batch)
-    if config.logits:
-        logits = model.answer_logits(batch, config)  # [B, V]
-        correct = [model.letter_ids[r["label"]] for r in batch]
-        wrong = [model.letter_ids[wrong_label(r["label"])] for r in batch]
-        deltas = delta_fn(logits, correct, wrong).tolist()
-    if config.generate:
-        generated = list(model.generate(batch, config))
-    return deltas, generated
+def _read_batch(model: ProbeModel, batch: list[dict[str, Any]], config: ProbeConfig,
+                delta_fn) -> tuple[list, list, list]:
+    """(deltas, completions, swapped-order deltas) for one batch; None entries for what was not asked for."""
+    from ctxdata.train.data import swap_contexts
+
+    def deltas_of(rows: list[dict[str, Any]]) -> list[float]:
+        logits = model.answer_logits(rows, config)  # [B, V]
+        correct = [model.letter_ids[r["label"]] for r in rows]
+        wrong = [model.letter_ids[wrong_label(r["label"])] for r in rows]
+        return delta_fn(logits, correct, wrong).tolist()
+
+    none: list[Any] = [None] * len(batch)
+    deltas = deltas_of(batch) if config.logits else none
+    swapped = deltas_of([swap_contexts(r) for r in batch]) if config.both_orders else none
+    generated = list(model.generate(batch, config)) if config.generate else none
+    return deltas, generated, swapped
 
 
-def _result(row: dict[str, Any], delta: float | None, text: str | None) -> PairResult:
+def _result(row: dict[str, Any], delta: float | None, text: str | None,
+            delta_swapped: float | None = None) -> PairResult:
     letter = parse_letter(text) if text is not None else None
     gen_ok = None if text is None else letter == row["label"]
     return PairResult(
@@ -192,6 +215,8 @@ def _result(row: dict[str, Any], delta: float | None, text: str | None) -> PairR
         generated_letter=letter,
         correct=(delta > 0) if delta is not None else bool(gen_ok),
         correct_generate=gen_ok,
+        delta_swapped=delta_swapped,
+        correct_both_orders=None if delta is None or delta_swapped is None else (delta + delta_swapped) / 2 > 0,
     )
 
 
@@ -257,8 +282,12 @@ def comparison_tables(summaries: dict[str, dict[str, Any]]) -> list[tuple[str, l
     for spec, s in summaries.items():
         mean = "-" if s["mean_delta"] is None else f"{s['mean_delta']:+.3f}"
         skipped = sum(s["skipped"].values())
-        overall_rows.append([spec, s["overall"]["n"], _fmt(s["overall"] if s["mode"] != "generate" else None), _fmt(s["generate"]), mean, skipped])
-    tables = [("probe accuracy (95% Wilson CI)", ["model", "pairs", "logits acc", "generate acc", "mean Delta", "skipped"], overall_rows)]
+        share_a = "-" if s.get("share_a") is None else f"{s['share_a']:.2f}"
+        raw = _fmt(s["overall"] if s["mode"] != "generate" else None)
+        overall_rows.append([spec, s["overall"]["n"], raw, _fmt(s.get("both_orders")),
+                             share_a, _fmt(s["generate"]), mean, skipped])
+    columns = ["model", "pairs", "logits acc", "both-orders acc", "share A", "generate acc", "mean Delta", "skipped"]
+    tables = [("probe accuracy (95% Wilson CI)", columns, overall_rows)]
     specs = list(summaries)
     for key in ("method", "domain"):
         groups = sorted({g for s in summaries.values() for g in s[f"by_{key}"]})
