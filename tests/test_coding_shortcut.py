@@ -96,6 +96,9 @@ def test_the_filter_uses_the_audits_per_pair_structural_and_topical_predictors()
     assert set(full) - set(names) == {"query-minilm-chunk"} and "answer-tfidf-pair" not in full
     with pytest.raises(CtxdataError, match="shortcut-predictors must be one of fast, full"):
         CodingBuildConfig(traces=["x"], out="x", shortcut_predictors="minilm")
+    with pytest.raises(CtxdataError, match="give --max-shortcut P too"):  # alone it would filter nothing
+        CodingBuildConfig(traces=["x"], out="x", shortcut_predictors="full")
+    assert CodingBuildConfig(traces=["x"], out="x", shortcut_predictors="full", max_shortcut=0.8).shortcut_predictors == "full"
 
 
 def test_minilm_scores_are_remembered_so_calibration_and_filter_embed_a_context_once(monkeypatch):

@@ -86,6 +86,8 @@ class CodingBuildConfig:
             raise ConfigError(f"--mask-issues must be one of {', '.join(ISSUE_MASKING)}, got {self.mask_issues!r}")
         check_max_shortcut(self.max_shortcut)
         shortcut_predictor_names(self.shortcut_predictors)  # rejects an unknown set now
+        if self.shortcut_predictors != "fast" and self.max_shortcut is None:
+            raise ConfigError("--shortcut-predictors chooses what --max-shortcut filters on; give --max-shortcut P too")
         engine_options(self)  # rejects an unknown engine, negative --workers, or Ray options without --engine ray
         from ctxdata.audit.run import check_audit_mode
 
