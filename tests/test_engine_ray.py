@@ -20,6 +20,7 @@ import pytest
 from ctxdata.coding.build import CodingBuildConfig, build_coding
 from ctxdata.coding.synth import SynthConfig, write_traces
 from ctxdata.engine import EngineOptions, make_engine, run_tasks
+from ctxdata.errors import ConfigError, CtxdataError
 from ctxdata.io import PairOutput
 from ctxdata.pipeline import Stage
 
@@ -166,3 +167,20 @@ def test_a_killed_driver_resumes_from_the_task_markers(cluster, traces, tmp_path
     clean = build_coding(_coding(traces, tmp_path / "clean", shard_size=1))
     assert resumed["resumed_tasks"] >= done > 0 and resumed["pairs"] == clean["pairs"]
     assert output_bytes(out) == output_bytes(tmp_path / "clean")
+
+
+def _reject_item(item: int) -> int:
+    if item == 2:
+        raise ConfigError(f"item {item}: a bad setting found on the worker")
+    return item
+
+
+@pytest.mark.parametrize("models", [False, True], ids=["task", "actor"])
+def test_a_ctxdata_error_on_a_worker_stays_one_on_the_driver(cluster, models):
+    """The CLI turns a CtxdataError into one clean line; on Ray it must not arrive as some other type."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with make_engine(EngineOptions(engine="ray", workers=2)) as engine, pytest.raises(CtxdataError) as raised:
+        list(engine.map(_reject_item, [0, 1, 2, 3], models=models))
+    assert type(raised.value) is ConfigError and str(raised.value) == "item 2: a bad setting found on the worker"

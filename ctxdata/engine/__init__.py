@@ -8,14 +8,16 @@ engine, on the number of workers or on which worker finished first.
 
     engine.map(fn, items)  -> (index, fn(item)) as each finishes (fn is shipped once per worker)
 
-`fn` is a picklable callable. On Ray it is held by each actor of a pool, so a model it builds
-lazily is built once per actor (the Ray Data batch-inference pattern), not once per item.
+`fn` is a picklable callable. On Ray, a phase with models holds it in each actor of a pool, so a
+model it builds lazily is built once per actor (the Ray Data batch-inference pattern), not once
+per item; a phase without models sends it once to Ray tasks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ctxdata.errors import ConfigError
 from ctxdata.pipeline import RunContext, Stage, run_stages

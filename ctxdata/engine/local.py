@@ -7,8 +7,9 @@ every later phase of the build. Leaving the engine on an error or Ctrl-C stops i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from ctxdata.parallel import resolve_workers, worker_pool
 
@@ -65,10 +66,10 @@ class LocalEngine:
     def close(self) -> None:
         self.__exit__(None, None, None)
 
-    def __enter__(self) -> "LocalEngine":
+    def __enter__(self) -> LocalEngine:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         """Stop the pool: after the running tasks on success, at once on an error (`worker_pool` sees it)."""
         self._pool = None
         self._stack.__exit__(*exc)
