@@ -315,6 +315,7 @@ def test_cli_audit_prints_the_table_and_rewrites_the_report(synth_out):
     assert result.exit_code == 0, result.output
     assert "shortcut audit, coding" in result.output and "fewer-failing-exits " in result.output
     assert "answer-evidence (the task's intended signal), not a shortcut" in result.output
+    assert "fast mode ran no semantic predictor" in " ".join(result.output.split())  # rich wraps long lines
     as_json = CliRunner().invoke(app, ["audit", str(out), "--no-embed", "--json"])
     full = json.loads(as_json.stdout)
     assert as_json.exit_code == 0 and full["domains"]["coding"]["n"] == full["pairs_in_folder"] > 5 and not full["sampled"]
@@ -344,6 +345,15 @@ def test_card_and_viewer_show_the_audit(synth_out):
     assert "## Shortcut audit" in card and "| longer-context | structural |" in card
     page, _ = render_page(out, limit=2)
     assert 'class="audit"' in page and "shortcut audit, coding" in page
+    assert card.count("fast mode ran no semantic predictor") == page.count("fast mode ran no semantic predictor") == 1
+
+
+def test_only_a_fast_coding_audit_says_it_ran_no_semantic_predictor():
+    from ctxdata.audit.report import NO_EMBED_NOTE, NOTES, audit_notes
+
+    assert audit_notes({"mode": "fast", "domains": {"coding": {}}}) == [*NOTES, NO_EMBED_NOTE]
+    assert audit_notes({"mode": "full", "domains": {"coding": {}}}) == NOTES
+    assert audit_notes({"mode": "fast", "domains": {"vision": {}}}) == NOTES  # no text predictor to add
 
 
 def test_a_vision_build_stores_the_audit_and_the_edit_detector(demo_out):

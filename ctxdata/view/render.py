@@ -178,7 +178,7 @@ def summary_html(report: dict[str, Any], rows: list[dict[str, Any]]) -> str:
 
 def audit_html(audit: dict[str, Any] | None) -> str:
     """The shortcut audit of the whole folder (docs/audit.md): each predictor's accuracy [95% CI] by method."""
-    from ctxdata.audit.report import audit_tables
+    from ctxdata.audit.report import audit_notes, audit_tables
 
     if not audit:
         return ""
@@ -187,6 +187,7 @@ def audit_html(audit: dict[str, Any] | None) -> str:
         head = "".join(f"<th>{esc(c)}</th>" for c in columns)
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
         parts.append(f'<table class="audit"><caption>{esc(title)}</caption><tr>{head}</tr>{body}</table>')
+    parts.append('<ul class="audit-notes">' + "".join(f"<li>{esc(n)}</li>" for n in audit_notes(audit)) + "</ul>")
     return "".join(parts)
 
 
