@@ -146,3 +146,23 @@ def test_build_with_max_shortcut_counts_the_drops_and_is_byte_identical_twice(tm
     for row in iter_rows(tmp_path / "a", ["checks"]):
         shortcut = next(c for c in json.loads(row["checks"]) if c["name"] == "shortcut")
         assert shortcut["passed"] and shortcut["score"] <= 0.55
+
+
+def test_a_worker_filters_on_the_drivers_minilm_scores_without_embedding_again(monkeypatch):
+    """A phase-2 worker is another process: the calibration's MiniLM scores travel with the filter (pickled)."""
+    import pickle
+
+    pytest.importorskip("sentence_transformers")
+    import ctxdata.audit.predictors as P
+    from ctxdata.coding.shortcut import pair_row
+
+    pair = make_pair(label="A", query="the csv reader skips the header row twice",
+                     context_a_text="$ cat io.py\nread the csv header row once\n" * 5,
+                     context_b_text="$ cat ui.py\nrender the settings dialog\n" * 5)
+    names = shortcut_predictor_names("full")
+    calibration = calibrate(_planted(40) + [pair], names)  # on the driver: embeds, and remembers
+    driver = calibration.confidences([pair_row(pair)])[0]
+    check = pickle.loads(pickle.dumps(NoShortcut(calibration, 0.99, P.remembered_best_chunks())))
+    monkeypatch.setattr(P, "_BEST_CHUNK", {})  # a fresh worker process: nothing remembered
+    monkeypatch.setattr(P, "minilm", lambda: pytest.fail("the worker embedded a context the driver had scored"))
+    assert check(pair).score == round(float(driver.max()), 4)

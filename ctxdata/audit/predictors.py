@@ -150,6 +150,19 @@ def _minilm_chunk(rows: Rows) -> np.ndarray:
     return best[0::2] - best[1::2]
 
 
+def remembered_best_chunks() -> dict[bytes, float]:
+    """The MiniLM best-chunk scores this process has computed, for a build to ship to its workers."""
+    return dict(_BEST_CHUNK)
+
+
+def remember_best_chunks(scores: dict[bytes, float]) -> None:
+    """Take scores another process computed (a build's calibration on the driver): a worker then does not embed
+    those contexts again, and filters on the very scores the calibration saw."""
+    if len(_BEST_CHUNK) + len(scores) > _BEST_CHUNK_LIMIT:
+        _BEST_CHUNK.clear()
+    _BEST_CHUNK.update(scores)
+
+
 def _digest(query: str, text: str) -> bytes:
     return hashlib.blake2b(query.encode("utf-8", "surrogatepass") + b"\x00" + text.encode("utf-8", "surrogatepass"),
                            digest_size=16).digest()

@@ -138,7 +138,13 @@ class MaskContexts(Stage):
 
 def pair_stages(config: CodingBuildConfig, store: Path, calibration: ShortcutCalibration | None = None) -> list[Stage]:
     """Phase 2: the per-task stages, candidate in, verified pair out (`calibration` when --max-shortcut is on)."""
-    shortcut = NoShortcut(calibration, config.max_shortcut) if calibration is not None and config.max_shortcut else None
+    shortcut = None
+    if calibration is not None and config.max_shortcut:
+        from ctxdata.audit.predictors import remembered_best_chunks
+
+        # Workers (other processes, other machines) filter on the driver's MiniLM scores instead of embedding again.
+        known = remembered_best_chunks() if "query-minilm-chunk" in calibration.names else None
+        shortcut = NoShortcut(calibration, config.max_shortcut, known)
     stages: list[Stage] = [
         LoadContexts(store),
         MaskContexts(config.mask_issues),

@@ -86,12 +86,20 @@ class NoShortcut:
 
     name = "shortcut"
 
-    def __init__(self, calibration: ShortcutCalibration, max_confidence: float) -> None:
+    def __init__(
+        self, calibration: ShortcutCalibration, max_confidence: float, known_scores: dict[bytes, float] | None = None
+    ) -> None:
         check_max_shortcut(max_confidence)
         self.calibration = calibration
         self.max_confidence = max_confidence
+        self.known_scores = known_scores  # MiniLM scores the calibration computed; given to this process once
 
     def __call__(self, pair: Pair) -> Check:
+        if self.known_scores:
+            from ctxdata.audit.predictors import remember_best_chunks
+
+            remember_best_chunks(self.known_scores)
+            self.known_scores = None
         confidences = self.calibration.confidences([pair_row(pair)])[0]
         k = int(confidences.argmax())
         ok = bool(confidences[k] <= self.max_confidence)
