@@ -140,7 +140,8 @@ def test_build_with_max_shortcut_counts_the_drops_and_is_byte_identical_twice(tm
     report = reports[0]
     assert report["rejected"].get("shortcut", 0) > 0
     assert report["candidates"] == report["pairs"] + report["candidates_rejected"]
-    assert report["shortcut_calibration"]["n"] > 0 and "query-tfidf-pair" in report["shortcut_calibration"]["predictors"]
+    first = report["shortcut_calibration"]["rounds"][0]
+    assert first["n"] > 0 and "query-tfidf-pair" in first["predictors"]
     for shard in report["shards"]:
         assert (tmp_path / "a" / shard).read_bytes() == (tmp_path / "b" / shard).read_bytes()
     for row in iter_rows(tmp_path / "a", ["checks"]):
@@ -166,3 +167,20 @@ def test_a_worker_filters_on_the_drivers_minilm_scores_without_embedding_again(m
     monkeypatch.setattr(P, "_BEST_CHUNK", {})  # a fresh worker process: nothing remembered
     monkeypatch.setattr(P, "minilm", lambda: pytest.fail("the worker embedded a context the driver had scored"))
     assert check(pair).score == round(float(driver.max()), 4)
+
+
+def test_rounds_refit_on_the_pairs_no_earlier_round_was_sure_of_and_the_filter_takes_the_surest_round():
+    from ctxdata.coding.shortcut import calibrate_in_rounds, pair_row
+
+    pairs, names, p = _planted(400, margin_cue=True), shortcut_predictor_names(), 0.6
+    rounds = calibrate_in_rounds(pairs, names, p).rounds
+    assert len(rounds) >= 2 and rounds[0] == calibrate(pairs, names)
+    rows, left = [pair_row(x) for x in pairs], np.ones(len(pairs), bool)
+    for k, calibration in enumerate(rounds):
+        assert calibration.n == left.sum()  # fitted on exactly the pairs no earlier round was surer than p of
+        sure = calibration.confidences(rows).max(axis=1)
+        if k == len(rounds) - 1:
+            assert (sure[left] <= p).all()  # the last round drops none of them: that is why it is the last
+        left &= sure <= p
+    check = NoShortcut(calibrate_in_rounds(pairs, names, p), p)
+    assert [check(x).passed for x in pairs] == left.tolist()  # a pair stays only if no round is surer than p

@@ -32,7 +32,7 @@ from ctxdata.pipeline import RunContext, Stage, run_stages
 from ctxdata.schema import Pair
 from ctxdata.verify.checks import VerifyPairs
 from ctxdata.coding.checks import NoShortcut, coding_checks
-from ctxdata.coding.shortcut import ShortcutCalibration, calibrate, calibration_sample, check_max_shortcut, shortcut_predictor_names
+from ctxdata.coding.shortcut import ShortcutRounds, calibrate_in_rounds, calibration_sample, check_max_shortcut, shortcut_predictor_names
 
 
 # Spawning workers costs ~1 s each; below these sizes one process is faster.
@@ -136,7 +136,7 @@ class MaskContexts(Stage):
             )
 
 
-def pair_stages(config: CodingBuildConfig, store: Path, calibration: ShortcutCalibration | None = None) -> list[Stage]:
+def pair_stages(config: CodingBuildConfig, store: Path, calibration: ShortcutRounds | None = None) -> list[Stage]:
     """Phase 2: the per-task stages, candidate in, verified pair out (`calibration` when --max-shortcut is on)."""
     shortcut = None
     if calibration is not None and config.max_shortcut:
@@ -264,14 +264,14 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
     return audit_after_build(output.out, report, config.audit)
 
 
-def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list[Candidate]) -> ShortcutCalibration:
-    """Mask a seeded sample of the candidates as phase 2 will, and calibrate the shortcut predictors on it.
+def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list[Candidate]) -> ShortcutRounds:
+    """Mask a seeded sample of the candidates as phase 2 will, and calibrate the shortcut predictors on it, in rounds.
 
     The sample depends on the seed and the candidates only, so a resumed run calibrates the same.
     """
     sample = calibration_sample(candidates, config.seed)
     pairs = list(run_stages([LoadContexts(store), MaskContexts(config.mask_issues)], sample, RunContext()))
-    return calibrate(pairs, shortcut_predictor_names(config.shortcut_predictors))
+    return calibrate_in_rounds(pairs, shortcut_predictor_names(config.shortcut_predictors), config.max_shortcut)
 
 
 def _level_counts(methods: dict[str, int], candidates: list[Candidate]) -> dict[str, dict[str, int]]:

@@ -7,7 +7,7 @@ reason a pair drops under (its `name`) live here, beside the coding stages.
 from __future__ import annotations
 
 from ctxdata.coding.mask import id_tokens, leaked_lines, word_starts
-from ctxdata.coding.shortcut import COMBINED, ShortcutCalibration, check_max_shortcut, pair_row
+from ctxdata.coding.shortcut import COMBINED, ShortcutCalibration, ShortcutRounds, check_max_shortcut, pair_row
 from ctxdata.errors import ConfigError
 from ctxdata.schema import Check, Pair
 
@@ -87,7 +87,10 @@ class NoShortcut:
     name = "shortcut"
 
     def __init__(
-        self, calibration: ShortcutCalibration, max_confidence: float, known_scores: dict[bytes, float] | None = None
+        self,
+        calibration: ShortcutCalibration | ShortcutRounds,
+        max_confidence: float,
+        known_scores: dict[bytes, float] | None = None,
     ) -> None:
         check_max_shortcut(max_confidence)
         self.calibration = calibration

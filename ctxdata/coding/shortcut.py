@@ -16,6 +16,10 @@ direction, like "longer"), `b` how much more often as the margin grows (a TF-IDF
 then a real probability: a pair is dropped, as `shortcut`, when any predictor puts more than `P`
 on one of its two contexts.
 
+Calibration runs in rounds (`ShortcutRounds`, AFLite-style): each round refits every predictor on the
+sample pairs no earlier round was surer than `P` of, until a round drops none; a pair is dropped when
+any round is. Filtering out one cue changes what the others say on the rest, and a second round sees it.
+
 The drop looks only at how *sure* a predictor is, never at whether it is right: pairs it would get
 wrong with confidence go too. Dropping only the pairs a predictor gets right would leave a set on
 which it is below 0.5, a reversed cue as strong as the one removed. With the confident pairs gone
@@ -37,6 +41,7 @@ SHORTCUT_FAMILIES = ("structural", "topical")
 SHORTCUT_PREDICTORS = ("fast", "full")  # fast: no embedding model; full: adds MiniLM (as `--audit full` does)
 CALIBRATION_PAIRS = 1000  # most candidate pairs a calibration masks and scores (a seeded sample beyond that)
 COMBINED = "combined"  # the name of the joint model over every shortcut predictor
+MAX_ROUNDS = 5  # calibration rounds of --max-shortcut at most (on traces-dev the second already drops none)
 
 
 def shortcut_predictor_names(predictors: str = "fast") -> list[str]:
@@ -75,8 +80,13 @@ class ShortcutCalibration:
 
     def confidences(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """(rows, predictors + 1): the probability each predictor (then the joint model) puts on the side it picks."""
-        x = _features(_scores(rows, self.names), np.asarray(self.scales))
-        per = np.einsum("rkf,kf->rk", x.reshape(len(rows), len(self.names), 2), np.asarray(self.weights).reshape(len(self.names), 2))
+        return self.confidences_of_scores(_scores(rows, self.names))
+
+    def confidences_of_scores(self, raw: np.ndarray) -> np.ndarray:
+        """`confidences` from the raw score matrix (rows, predictors) of `_scores`."""
+        x = _features(raw, np.asarray(self.scales))
+        rows = len(raw)
+        per = np.einsum("rkf,kf->rk", x.reshape(rows, len(self.names), 2), np.asarray(self.weights).reshape(len(self.names), 2))
         logits = np.column_stack([per, x @ np.asarray(self.combined)])
         return 1 / (1 + np.exp(-np.abs(logits)))
 
@@ -94,21 +104,67 @@ def _features(raw: np.ndarray, scales: np.ndarray) -> np.ndarray:
 
 def calibrate(pairs: Sequence[Pair], names: Sequence[str] | None = None) -> ShortcutCalibration:
     """Fit each predictor's calibration (and the joint model) on `pairs`, whose labels are known."""
-    from ctxdata.audit.learned import L2, fit_logistic  # the audit's ridge: the joint model is its learned model's twin
-
     names = tuple(names or shortcut_predictor_names())
     rows = [pair_row(p) for p in pairs]
-    raw = _scores(rows, names)
-    scales = np.sqrt((raw ** 2).mean(axis=0)) + 1e-9 if len(rows) else np.ones(len(names))
+    return _fit(_scores(rows, names), np.array([1.0 if r["label"] == "A" else -1.0 for r in rows]), names)
+
+
+def _fit(raw: np.ndarray, signs: np.ndarray, names: tuple[str, ...]) -> ShortcutCalibration:
+    """The calibration of raw scores (rows, predictors) whose anchors are at A (+1) or B (-1)."""
+    # the audit's ridge: the joint model is its learned model's twin
+    from ctxdata.audit.learned import L2, fit_logistic
+
+    scales = np.sqrt((raw ** 2).mean(axis=0)) + 1e-9 if len(raw) else np.ones(len(names))
     features = _features(raw, scales)
     # Both A/B orders of every pair: (x, anchor at A) and (-x, anchor at B), so no intercept can be learnt.
-    signs = np.array([1.0 if r["label"] == "A" else -1.0 for r in rows])
     x, y = np.vstack([features, -features]), np.concatenate([signs > 0, signs < 0]).astype(float)
-    if not len(rows):
+    if not len(raw):
         return ShortcutCalibration(names, tuple(map(float, scales)), ((0.0, 0.0),) * len(names), (0.0,) * 2 * len(names), 0)
     weights = tuple(tuple(map(float, fit_logistic(x[:, 2 * k : 2 * k + 2], y, L2))) for k in range(len(names)))
     combined = tuple(map(float, fit_logistic(x, y, L2)))
-    return ShortcutCalibration(names, tuple(map(float, scales)), weights, combined, len(rows))
+    return ShortcutCalibration(names, tuple(map(float, scales)), weights, combined, len(raw))
+
+
+@dataclass(frozen=True)
+class ShortcutRounds:
+    """Calibrations fitted in rounds, AFLite-style: each on the sample pairs no earlier round was surer than P of.
+
+    Removing the pairs one cue is sure of changes what the others say on the rest (dropping the pairs
+    MiniLM finds easy keeps anchors that talk less about their own issue, so they also have fewer
+    masked restatements of it). Each round refits every predictor on what is left, until a round
+    drops no sample pair; a pair is then dropped when any round puts more than P on one context.
+    """
+
+    rounds: tuple[ShortcutCalibration, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.rounds[0].names
+
+    def confidences(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """(rows, predictors + 1): per predictor (then the joint model), the surest any round is."""
+        raw = _scores(rows, self.names)  # once: the rounds differ in weights, not in scores
+        return np.max([r.confidences_of_scores(raw) for r in self.rounds], axis=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rounds": [r.to_dict() for r in self.rounds]}
+
+
+def calibrate_in_rounds(pairs: Sequence[Pair], names: Sequence[str], max_confidence: float) -> ShortcutRounds:
+    """Calibrate on `pairs`, drop those the calibration is surer than `max_confidence` of, and refit on the rest;
+    stop when a round drops none of them (or after `MAX_ROUNDS`)."""
+    names = tuple(names)
+    rows = [pair_row(p) for p in pairs]
+    raw = _scores(rows, names)  # once: each round refits on fewer rows of it
+    signs = np.array([1.0 if r["label"] == "A" else -1.0 for r in rows])
+    kept, rounds = np.arange(len(rows)), []
+    for _ in range(MAX_ROUNDS):
+        rounds.append(_fit(raw[kept], signs[kept], names))
+        still = kept[rounds[-1].confidences_of_scores(raw[kept]).max(axis=1) <= max_confidence]
+        if len(still) == len(kept) or not len(still):
+            break
+        kept = still
+    return ShortcutRounds(tuple(rounds))
 
 
 def calibration_sample(candidates: Sequence[Any], seed: int, limit: int = CALIBRATION_PAIRS) -> list[Any]:
