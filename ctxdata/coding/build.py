@@ -140,10 +140,11 @@ def pair_stages(config: CodingBuildConfig, store: Path, calibration: ShortcutRou
     """Phase 2: the per-task stages, candidate in, verified pair out (`calibration` when --max-shortcut is on)."""
     shortcut = None
     if calibration is not None and config.max_shortcut:
-        from ctxdata.audit.predictors import remembered_best_chunks
+        from ctxdata.audit.predictors import PREDICTORS, remembered_best_chunks
 
         # Workers (other processes, other machines) filter on the driver's MiniLM scores instead of embedding again.
-        known = remembered_best_chunks() if "query-minilm-chunk" in calibration.names else None
+        embeds = any(PREDICTORS[name].needs_embedding for name in calibration.names)
+        known = remembered_best_chunks() if embeds else None
         shortcut = NoShortcut(calibration, config.max_shortcut, known)
     stages: list[Stage] = [
         LoadContexts(store),

@@ -105,8 +105,13 @@ def _features(raw: np.ndarray, scales: np.ndarray) -> np.ndarray:
 def calibrate(pairs: Sequence[Pair], names: Sequence[str] | None = None) -> ShortcutCalibration:
     """Fit each predictor's calibration (and the joint model) on `pairs`, whose labels are known."""
     names = tuple(names or shortcut_predictor_names())
+    return _fit(*_scored(pairs, names), names)
+
+
+def _scored(pairs: Sequence[Pair], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The raw scores (pairs, predictors) of `pairs`, and where each anchor is: A (+1) or B (-1)."""
     rows = [pair_row(p) for p in pairs]
-    return _fit(_scores(rows, names), np.array([1.0 if r["label"] == "A" else -1.0 for r in rows]), names)
+    return _scores(rows, names), np.array([1.0 if r["label"] == "A" else -1.0 for r in rows])
 
 
 def _fit(raw: np.ndarray, signs: np.ndarray, names: tuple[str, ...]) -> ShortcutCalibration:
@@ -154,10 +159,8 @@ def calibrate_in_rounds(pairs: Sequence[Pair], names: Sequence[str], max_confide
     """Calibrate on `pairs`, drop those the calibration is surer than `max_confidence` of, and refit on the rest;
     stop when a round drops none of them (or after `MAX_ROUNDS`)."""
     names = tuple(names)
-    rows = [pair_row(p) for p in pairs]
-    raw = _scores(rows, names)  # once: each round refits on fewer rows of it
-    signs = np.array([1.0 if r["label"] == "A" else -1.0 for r in rows])
-    kept, rounds = np.arange(len(rows)), []
+    raw, signs = _scored(pairs, names)  # once: each round refits on fewer rows of it
+    kept, rounds = np.arange(len(raw)), []
     for _ in range(MAX_ROUNDS):
         rounds.append(_fit(raw[kept], signs[kept], names))
         still = kept[rounds[-1].confidences_of_scores(raw[kept]).max(axis=1) <= max_confidence]
