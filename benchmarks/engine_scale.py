@@ -47,7 +47,8 @@ if engine == "ray":
 from ctxdata.coding.build import CodingBuildConfig, build_coding
 t = time.perf_counter()
 config = CodingBuildConfig(traces=[traces + "/trajs"], results=traces + "/logs", out=out, workers=workers,
-                           engine=engine, audit="off")  # the audit runs on the driver alike on every engine
+                           engine=engine, audit="off",  # the audit runs on the driver alike on every engine
+                           max_pairs_per_trajectory=1, max_shortcut=None)  # the engines, not MiniLM (shortcut_frontier.py)
 report = build_coding(config)
 build_s = time.perf_counter() - t
 state = json.load(open(out + "/state.json"))

@@ -51,7 +51,7 @@ def main() -> None:
           "| strongest either way | answer | build s |\n|---|---|---|---|---|---|---|---|---|", flush=True)
     records = []
     for per_trajectory, p in SETTINGS:
-        filtering = {"max_shortcut": p, "shortcut_predictors": "full"} if p else {}
+        filtering = {"max_shortcut": p, "shortcut_predictors": "full"} if p else {"max_shortcut": None}
         start = time.perf_counter()
         report = build_coding(CodingBuildConfig(
             traces=[args.traces], out=str(args.work / f"mp{per_trajectory}-p{p}"), overwrite=True,

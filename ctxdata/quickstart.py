@@ -1,6 +1,6 @@
 """`ctxdata quickstart`: the whole system on embedded defaults, on a CPU, in minutes.
 
-1. synthetic sibling trajectories (`synth traces`) -> coding pairs (`build-coding`);
+1. synthetic sibling trajectories (`synth traces`) -> coding pairs (`build-coding --shortcut-predictors fast`);
 2. the built-in demo pool (real scikit-image photos + synthetic scenes) -> vision pairs (`build-vision`);
 3. exports of both (verl Parquet for coding, EasyR1 JSONL for vision);
 4. short tool-trace pairs + task QA (`synth task`), the data a 135M model can learn from on a CPU;
@@ -74,7 +74,11 @@ def run_quickstart(cfg: QuickstartConfig, step: Callable[[str], None] = lambda n
 
     timed("synth traces", lambda: _summary(write_traces(SynthConfig(n=cfg.traces, seed=cfg.seed, kb=8), out / "traces", workers=1)))
     # overwrite: the traces were just rewritten (new mtimes), so a resume would refuse them as changed inputs
-    coding = timed("build-coding", lambda: _build_summary(build_coding(CodingBuildConfig(traces=[str(out / "traces")], out=str(out / "pairs-coding"), seed=cfg.seed, workers=1, overwrite=True))))
+    # The cheap shortcut predictors only: MiniLM (the build default) would add minutes to a demo on synthetic runs,
+    # whose topic cue is weak; real runs need it (docs/coding.md#the-default-filter).
+    coding = timed("build-coding", lambda: _build_summary(build_coding(CodingBuildConfig(
+        traces=[str(out / "traces")], out=str(out / "pairs-coding"), seed=cfg.seed, workers=1, overwrite=True,
+        shortcut_predictors="fast"))))
     vision = timed("build-vision", lambda: _build_summary(build_vision(VisionConfig(seed=cfg.seed, out=str(out / "pairs-vision")))))
     if coding["pairs"]:
         timed("export verl", lambda: export_pairs(out / "pairs-coding", out / "export" / "coding-verl.parquet", ExportConfig(target="verl", tokenizer=cfg.model)))

@@ -268,7 +268,7 @@ def synth_out(tmp_path_factory):
     traces = tmp_path_factory.mktemp("synth-traces")
     write_traces(SynthConfig(n=60, seed=3, kb=6), traces, workers=1)
     out = tmp_path_factory.mktemp("audit") / "pairs"
-    report = build_coding(CodingBuildConfig(traces=[str(traces)], out=str(out)))
+    report = build_coding(CodingBuildConfig(traces=[str(traces)], out=str(out), max_shortcut=None))  # the audit of unfiltered pairs
     return out, report
 
 
@@ -300,12 +300,12 @@ def test_audit_off_and_a_bad_mode(tmp_path, synth_out):
         CodingBuildConfig(traces=["x"], out=str(tmp_path), audit="quick")
     out, _ = synth_out
     traces = json.loads((out / "config.json").read_text())["traces"]
-    report = build_coding(CodingBuildConfig(traces=traces, out=str(tmp_path / "off"), audit="off"))
+    report = build_coding(CodingBuildConfig(traces=traces, out=str(tmp_path / "off"), audit="off", max_shortcut=None))
     assert "audit" not in report and "audit" not in json.loads((tmp_path / "off" / "report.json").read_text())
     card = render_card(repo_id="me/p", configs=[], domains=["coding"], report=report, config={}, license="mit")
     assert "not audited" in card
     # --audit never changes the data, so switching it resumes instead of refusing the folder
-    again = build_coding(CodingBuildConfig(traces=traces, out=str(tmp_path / "off"), audit="fast"))
+    again = build_coding(CodingBuildConfig(traces=traces, out=str(tmp_path / "off"), audit="fast", max_shortcut=None))
     assert again["resumed_tasks"] >= 1 and again["audit"]["domains"]["coding"]["n"] == report["pairs"]
 
 

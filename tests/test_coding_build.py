@@ -42,7 +42,9 @@ def _assert_invariants(report, rows):
 def test_real_trajectories_give_file_and_function_pairs(shared_traces, tmp_path):
     datasets = pytest.importorskip("datasets")
     out = tmp_path / "real"
-    report = build_coding(CodingBuildConfig(traces=[str(shared_traces / "mini-swe-agent-swebench")], out=str(out)))
+    # one pair per run, so the greedy matching leaves runs for the file level too (at 2 the function level takes them all)
+    report = build_coding(CodingBuildConfig(traces=[str(shared_traces / "mini-swe-agent-swebench")], out=str(out),
+                                            max_pairs_per_trajectory=1))
     assert report["inputs"] == 20  # the 20 trajectories; report.json sidecars are not inputs
     assert report["methods"].get("condition:file", 0) >= 1 and report["methods"].get("condition:function", 0) >= 1
     ds = datasets.load_from_disk(str(out))
@@ -84,7 +86,7 @@ def test_bad_inputs_are_rejected_with_reasons_and_the_run_finishes(synth_traces,
     shutil.copytree(synth_traces, traces)
     expected = _write_bad_inputs(traces / "bad")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["build-coding", "--traces", str(traces), "--out", str(out), "--max-record-bytes", str(1 << 20)])
+    result = CliRunner().invoke(app, ["build-coding", "--traces", str(traces), "--max-shortcut", "off", "--out", str(out), "--max-record-bytes", str(1 << 20)])
     assert result.exit_code == 0, result.output
     rejects = [json.loads(l) for l in (out / "rejects.jsonl").read_text().splitlines()]
     by_file = {Path(r["source"].split(":")[0].split("#")[0]).name: r["reason"] for r in rejects if r["kind"] == "input"}
@@ -110,7 +112,7 @@ def test_exit_code_1_only_when_nothing_could_be_read(tmp_path):
 def test_kill_then_rerun_gives_the_same_shards(synth_traces, tmp_path, monkeypatch):
     import ctxdata.io
 
-    clean = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "clean"), shard_size=5))
+    clean = build_coding(CodingBuildConfig(traces=[str(synth_traces)], max_shortcut=None, out=str(tmp_path / "clean"), shard_size=5))
     assert len(clean["shards"]) >= 3
     real_write = ctxdata.io.PairOutput.write_task
     calls = {"n": 0}
@@ -123,9 +125,9 @@ def test_kill_then_rerun_gives_the_same_shards(synth_traces, tmp_path, monkeypat
 
     monkeypatch.setattr(ctxdata.io.PairOutput, "write_task", dying_write)
     with pytest.raises(KeyboardInterrupt):
-        build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "killed"), shard_size=5))
+        build_coding(CodingBuildConfig(traces=[str(synth_traces)], max_shortcut=None, out=str(tmp_path / "killed"), shard_size=5))
     monkeypatch.setattr(ctxdata.io.PairOutput, "write_task", real_write)
-    resumed = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "killed"), shard_size=5))
+    resumed = build_coding(CodingBuildConfig(traces=[str(synth_traces)], max_shortcut=None, out=str(tmp_path / "killed"), shard_size=5))
     assert resumed["resumed_tasks"] == 2
     assert resumed["shards"] == clean["shards"]
     for shard in clean["shards"]:
@@ -136,7 +138,7 @@ def test_kill_then_rerun_gives_the_same_shards(synth_traces, tmp_path, monkeypat
 def test_same_seed_same_bytes_other_seed_other_labels(synth_traces, tmp_path):
     reports = {}
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
-        reports[name] = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / name), seed=seed))
+        reports[name] = build_coding(CodingBuildConfig(traces=[str(synth_traces)], max_shortcut=None, out=str(tmp_path / name), seed=seed))
     for shard in reports["a"]["shards"]:
         assert (tmp_path / "a" / shard).read_bytes() == (tmp_path / "b" / shard).read_bytes()
     labels = lambda n: [r["label"] for r in iter_rows(tmp_path / n, ["label"])]
@@ -147,7 +149,7 @@ def test_same_seed_same_bytes_other_seed_other_labels(synth_traces, tmp_path):
 def test_cli_build_and_inspect(synth_traces, tmp_path):
     out = tmp_path / "cli"
     runner = CliRunner()
-    result = runner.invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(out), "--levels", "repo,file,function", "--max-context-tokens", "512"])
+    result = runner.invoke(app, ["build-coding", "--traces", str(synth_traces), "--max-shortcut", "off", "--out", str(out), "--levels", "repo,file,function", "--max-context-tokens", "512"])
     assert result.exit_code == 0, result.output
     assert "cascade levels" in result.output and "pairs written" in result.output
     report = json.loads((out / "report.json").read_text())
@@ -155,9 +157,9 @@ def test_cli_build_and_inspect(synth_traces, tmp_path):
     assert all(len(r["context_a_text"]) <= 512 * 4 + 200 for r in iter_rows(out, ["context_a_text"]))
     shown = runner.invoke(app, ["inspect", str(out), "--samples", "1"])
     assert shown.exit_code == 0 and "context A" in shown.output
-    bad = runner.invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(out), "--levels", "repo,module"])
+    bad = runner.invoke(app, ["build-coding", "--traces", str(synth_traces), "--max-shortcut", "off", "--out", str(out), "--levels", "repo,module"])
     assert bad.exit_code == 1 and "valid levels" in bad.output
-    changed = runner.invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(out), "--seed", "9"])
+    changed = runner.invoke(app, ["build-coding", "--traces", str(synth_traces), "--max-shortcut", "off", "--out", str(out), "--seed", "9"])
     assert changed.exit_code == 1 and "--overwrite" in changed.output
 
 
@@ -173,10 +175,10 @@ def test_config_rejects_bad_values():
 def test_parallel_workers_write_the_same_bytes(synth_traces, tmp_path, monkeypatch):
     import ctxdata.coding.build as build
 
-    serial = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "serial"), shard_size=8, workers=1))
+    serial = build_coding(CodingBuildConfig(traces=[str(synth_traces)], max_shortcut=None, out=str(tmp_path / "serial"), shard_size=8, workers=1))
     monkeypatch.setattr(build, "PARALLEL_MIN_FILES", 1)
     monkeypatch.setattr(build, "PARALLEL_MIN_CANDIDATES", 1)
-    parallel = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "parallel"), shard_size=8, workers=2))
+    parallel = build_coding(CodingBuildConfig(traces=[str(synth_traces)], max_shortcut=None, out=str(tmp_path / "parallel"), shard_size=8, workers=2))
     assert parallel["shards"] == serial["shards"] and parallel["stages"] == serial["stages"]
     for shard in serial["shards"]:
         assert (tmp_path / "serial" / shard).read_bytes() == (tmp_path / "parallel" / shard).read_bytes()
@@ -208,7 +210,7 @@ def test_judge_is_wired_into_the_build(synth_traces, tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         # a wide length band: short synthetic runs (their step counts vary) must all reach the judge
-        report = build_coding(CodingBuildConfig(traces=[str(synth_traces)], out=str(tmp_path / "judged"), max_length_ratio=10.0,
+        report = build_coding(CodingBuildConfig(traces=[str(synth_traces)], max_shortcut=None, out=str(tmp_path / "judged"), max_length_ratio=10.0,
                                                 judge=f"openai:http://127.0.0.1:{server.server_address[1]}/v1"))
     finally:
         server.shutdown()
@@ -230,8 +232,8 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_shards(tmp_path):
 
     traces = tmp_path / "traces"
     write_traces(SynthConfig(n=300, seed=11, kb=4), traces, workers=1)
-    args = ["--traces", str(traces), "--shard-size", "1", "--workers", "1"]
-    clean = build_coding(CodingBuildConfig(traces=[str(traces)], out=str(tmp_path / "clean"), shard_size=1))
+    args = ["--traces", str(traces), "--shard-size", "1", "--workers", "1", "--max-shortcut", "off"]  # the kill, not MiniLM
+    clean = build_coding(CodingBuildConfig(traces=[str(traces)], out=str(tmp_path / "clean"), shard_size=1, max_shortcut=None))
     cmd = [sys.executable, "-m", "ctxdata", "build-coding", *args, "--out", str(tmp_path / "killed")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "CTXDATA_PROGRESS": "0"})
     work = tmp_path / "killed" / "_work"
@@ -261,14 +263,14 @@ def test_ctrl_c_is_one_clean_line_and_exit_130(synth_traces, tmp_path, monkeypat
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ctxdata.coding.build, "build_coding", interrupted)
-    result = CliRunner().invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(app, ["build-coding", "--traces", str(synth_traces), "--max-shortcut", "off", "--out", str(tmp_path / "out")])
     assert result.exit_code == 130
     assert "interrupted" in result.output and "resume" in result.output and "Traceback" not in result.output
 
 
 def test_an_output_path_that_cannot_be_made_is_one_clean_line(synth_traces, tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
-    result = CliRunner().invoke(app, ["build-coding", "--traces", str(synth_traces), "--out", str(tmp_path / "a-file" / "out")])
+    result = CliRunner().invoke(app, ["build-coding", "--traces", str(synth_traces), "--max-shortcut", "off", "--out", str(tmp_path / "a-file" / "out")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "cannot access" in result.output and "a-file" in result.output
 

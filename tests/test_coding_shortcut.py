@@ -96,9 +96,70 @@ def test_the_filter_uses_the_audits_per_pair_structural_and_topical_predictors()
     assert set(full) - set(names) == {"query-minilm-chunk"} and "answer-tfidf-pair" not in full
     with pytest.raises(CtxdataError, match="shortcut-predictors must be one of fast, full"):
         CodingBuildConfig(traces=["x"], out="x", shortcut_predictors="minilm")
-    with pytest.raises(CtxdataError, match="give --max-shortcut P too"):  # alone it would filter nothing
-        CodingBuildConfig(traces=["x"], out="x", shortcut_predictors="full")
-    assert CodingBuildConfig(traces=["x"], out="x", shortcut_predictors="full", max_shortcut=0.8).shortcut_predictors == "full"
+    default = CodingBuildConfig(traces=["x"], out="x")
+    assert (default.max_shortcut, default.shortcut_predictors, default.max_pairs_per_trajectory) == (0.85, "full", 2)
+
+
+def test_max_shortcut_off_and_bad_values_on_the_command_line():
+    from ctxdata.coding.shortcut import parse_max_shortcut
+
+    assert parse_max_shortcut("off") is None and parse_max_shortcut("OFF") is None and parse_max_shortcut("0.9") == 0.9
+    for bad in ("0.4", "1.5", "high"):
+        with pytest.raises(CtxdataError, match="max-shortcut"):
+            parse_max_shortcut(bad)
+
+
+def test_too_few_candidates_skip_the_filter_and_say_so_without_loading_minilm(tmp_path, monkeypatch):
+    from ctxdata.audit import predictors
+    from ctxdata.coding.synth import SynthConfig, write_traces
+
+    def no_model():
+        raise AssertionError("MiniLM was loaded for a filter that cannot calibrate")
+
+    monkeypatch.setattr(predictors, "minilm", no_model)
+    write_traces(SynthConfig(n=24, seed=7, kb=3), tmp_path / "t", workers=1)
+    report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "t")], out=str(tmp_path / "o"), audit="off"))
+    assert report["candidates"] < 50 and "shortcut" not in report["rejected"] and "shortcut_calibration" not in report
+    assert report["shortcut_filter_skipped"].startswith(f"--max-shortcut skipped: {report['candidates']} candidate pairs")
+    from typer.testing import CliRunner
+
+    from ctxdata.cli.main import app
+
+    result = CliRunner().invoke(app, ["build-coding", "--traces", str(tmp_path / "t"), "--out", str(tmp_path / "cli"), "--audit", "off"])
+    assert result.exit_code == 0 and "--max-shortcut skipped" in " ".join(result.output.split())
+
+
+def test_the_default_filter_without_minilm_stops_early_naming_both_ways_out(tmp_path, monkeypatch):
+    from ctxdata.audit import predictors
+    from ctxdata.coding.synth import SynthConfig, write_traces
+    from ctxdata.errors import MissingDependencyError
+
+    def missing():
+        raise MissingDependencyError("sentence_transformers is needed here but is not installed")
+
+    monkeypatch.setattr(predictors, "minilm", missing)
+    write_traces(SynthConfig(n=60, seed=3, kb=3), tmp_path / "t", workers=1)
+    with pytest.raises(MissingDependencyError, match="ctxdata\\[train\\].*--shortcut-predictors fast.*--max-shortcut off"):
+        build_coding(CodingBuildConfig(traces=[str(tmp_path / "t")], out=str(tmp_path / "o"), audit="off"))
+    assert not list((tmp_path / "o").glob("pairs-*.arrow"))  # before phase 2: nothing written
+
+
+def test_the_default_build_filters_on_minilm_and_its_audit_shows_it(tmp_path):
+    """The real default path: MiniLM calibrates, drops are counted, the end audit reads the remembered scores."""
+    pytest.importorskip("sentence_transformers")
+    from ctxdata.coding.synth import SynthConfig, write_traces
+
+    write_traces(SynthConfig(n=60, seed=3, kb=1, steps=6), tmp_path / "t", workers=1)
+    # short contexts (one 900-character chunk each), so MiniLM has little to embed; every other setting is the default
+    report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "t")], out=str(tmp_path / "o"), max_context_tokens=200))
+    assert report["candidates"] >= 50 and report["candidates"] == report["pairs"] + report["candidates_rejected"]
+    assert "query-minilm-chunk" in report["shortcut_calibration"]["rounds"][0]["predictors"]
+    assert report["audit"]["mode"] == "full"  # every kept pair was scored by the filter already
+    minilm = next(p for p in report["audit"]["domains"]["coding"]["predictors"] if p["name"] == "query-minilm-chunk")
+    assert minilm["n"] == report["pairs"] > 0
+    for row in iter_rows(tmp_path / "o", ["checks"]):
+        shortcut = next(c for c in json.loads(row["checks"]) if c["name"] == "shortcut")
+        assert shortcut["passed"] and shortcut["score"] <= 0.85
 
 
 def test_minilm_scores_are_remembered_so_calibration_and_filter_embed_a_context_once(monkeypatch):
@@ -135,7 +196,7 @@ def test_build_with_max_shortcut_counts_the_drops_and_is_byte_identical_twice(tm
 
     traces = tmp_path / "traces"
     write_traces(SynthConfig(n=60, seed=3, kb=6), traces, workers=1)
-    reports = [build_coding(CodingBuildConfig(traces=[str(traces)], out=str(tmp_path / name), max_shortcut=0.55, audit="off"))
+    reports = [build_coding(CodingBuildConfig(traces=[str(traces)], out=str(tmp_path / name), max_shortcut=0.55, shortcut_predictors="fast", audit="off"))
                for name in ("a", "b")]
     report = reports[0]
     assert report["rejected"].get("shortcut", 0) > 0

@@ -54,7 +54,8 @@ def traces(tmp_path_factory):
 
 def _coding(traces: Path, out: Path, **kw) -> CodingBuildConfig:
     return CodingBuildConfig(
-        **{"traces": [str(traces / "trajs")], "results": str(traces / "logs"), "out": str(out), "shard_size": 8, **kw}
+        **{"traces": [str(traces / "trajs")], "results": str(traces / "logs"), "out": str(out), "shard_size": 8,
+           "max_shortcut": None, **kw}
     )
 
 
@@ -70,8 +71,8 @@ def output_bytes(out: Path) -> dict[str, bytes]:
 
 def test_build_coding_on_ray_gives_the_local_bytes(cluster, traces, tmp_path):
     # --max-shortcut: the calibration fitted on the driver travels with the phase-2 stages to the workers
-    local = build_coding(_coding(traces, tmp_path / "local", workers=1, max_shortcut=0.8))
-    on_ray = build_coding(_coding(traces, tmp_path / "ray", engine="ray", workers=2, max_shortcut=0.8))
+    local = build_coding(_coding(traces, tmp_path / "local", workers=1, max_shortcut=0.8, shortcut_predictors="fast"))
+    on_ray = build_coding(_coding(traces, tmp_path / "ray", engine="ray", workers=2, max_shortcut=0.8, shortcut_predictors="fast"))
     assert local["pairs"] > 5 and local["rejected"].get("shortcut")  # pairs and rejects both to compare
     assert output_bytes(tmp_path / "ray") == output_bytes(tmp_path / "local")
     assert on_ray["levels"] == local["levels"]
@@ -153,6 +154,8 @@ def test_a_killed_driver_resumes_from_the_task_markers(cluster, traces, tmp_path
         cluster,
         "-j",
         "2",
+        "--max-shortcut",
+        "off",
     ]
     env = {**os.environ, "CTXDATA_PROGRESS": "0", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -183,7 +183,9 @@ def test_structural_predictors_are_at_chance_on_a_synth_build(tmp_path):
     from ctxdata.coding.build import CodingBuildConfig, build_coding
 
     write_traces(SynthConfig(n=200, runs_per_task=3, seed=5), tmp_path / "runs", workers=2)
-    report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "runs")], out=str(tmp_path / "out"), workers=1))
+    # the generator's own cues: unfiltered (the shortcut filter would hide them), each run in one pair
+    report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "runs")], out=str(tmp_path / "out"), workers=1,
+                                            max_shortcut=None, max_pairs_per_trajectory=1))
     assert report["pairs"] >= 250 and report["methods"]["condition:instance"] >= 150
     audit = report["audit"]["domains"]["coding"]
     structural = [p for p in audit["predictors"] if p["family"] == "structural"]

@@ -14,8 +14,8 @@ NOTES = [
 
 NO_EMBED_NOTE = (
     "fast mode ran no semantic predictor: on real coding runs MiniLM's query-to-best-chunk similarity is the "
-    "strongest cue (0.86 on traces-dev with the build defaults, where the lexical ones read 0.66); "
-    "`ctxdata audit OUT` adds it, `--max-shortcut P --shortcut-predictors full` filters on it (docs/coding.md)."
+    "strongest cue (0.86 on traces-dev when the build does not filter on it, where the lexical ones read 0.66); "
+    "`ctxdata audit OUT` adds it, and the default build filters on it (`--shortcut-predictors full`, docs/coding.md)."
 )
 
 
