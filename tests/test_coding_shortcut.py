@@ -151,7 +151,22 @@ def test_the_default_build_filters_on_minilm_and_its_audit_shows_it(tmp_path):
 
     write_traces(SynthConfig(n=60, seed=3, kb=1, steps=6), tmp_path / "t", workers=1)
     # short contexts (one 900-character chunk each), so MiniLM has little to embed; every other setting is the default
-    report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "t")], out=str(tmp_path / "o"), max_context_tokens=200))
+    class Bars:  # what rich's Progress is asked to show
+        def __init__(self):
+            self.tasks, self.done = [], {}
+
+        def add_task(self, description, total=None):
+            self.tasks.append((description, total))
+            return len(self.tasks) - 1
+
+        def update(self, task, total=None, advance=0):
+            self.done[task] = self.done.get(task, 0) + advance
+
+    bars = Bars()
+    report = build_coding(CodingBuildConfig(traces=[str(tmp_path / "t")], out=str(tmp_path / "o"), max_context_tokens=200),
+                          progress=bars)
+    minilm_bar = next(i for i, (d, _) in enumerate(bars.tasks) if "query-minilm-chunk" in d)  # minutes on real runs
+    assert bars.tasks[minilm_bar][1] == bars.done[minilm_bar] == report["candidates"]
     assert report["candidates"] >= 50 and report["candidates"] == report["pairs"] + report["candidates_rejected"]
     assert "query-minilm-chunk" in report["shortcut_calibration"]["rounds"][0]["predictors"]
     assert report["audit"]["mode"] == "full"  # every kept pair was scored by the filter already

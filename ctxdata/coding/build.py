@@ -242,7 +242,7 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
             del sigs
             output.write_input_rejects(ctx.rejects)
             inputs = ctx.counters.pop("inputs", 0)
-            calibration, skipped_filter = calibrate_shortcuts(config, store, candidates)
+            calibration, skipped_filter = calibrate_shortcuts(config, store, candidates, progress)
             tasks = [candidates[i : i + config.shard_size] for i in range(0, len(candidates), config.shard_size)]
             pair_task = progress.add_task("building pairs", total=len(candidates)) if progress else None
             on_task = (lambda _i, n: progress.update(pair_task, advance=n)) if progress else None
@@ -270,7 +270,7 @@ def build_coding(config: CodingBuildConfig, progress=None) -> dict[str, Any]:
     return audit_after_build(output.out, report, "full" if scored and config.audit == "fast" else config.audit)
 
 
-def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list[Candidate]) -> tuple[ShortcutRounds | None, str]:
+def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list[Candidate], progress=None) -> tuple[ShortcutRounds | None, str]:
     """Mask a seeded sample of the candidates as phase 2 will, and calibrate the shortcut predictors on it, in rounds.
 
     Returns the calibration, or None and why the filter does not run (off, or too few candidates to
@@ -286,7 +286,22 @@ def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list
         _require_minilm()
     sample = calibration_sample(candidates, config.seed)
     pairs = list(run_stages([LoadContexts(store), MaskContexts(config.mask_issues)], sample, RunContext()))
+    if progress is not None:
+        _embed_with_progress(pairs, names, progress)
     return calibrate_in_rounds(pairs, names, config.max_shortcut), ""
+
+
+def _embed_with_progress(pairs: list[Pair], names: list[str], progress, batch: int = 16) -> None:
+    """Score the calibration pairs with the embedding predictors a batch at a time, under a progress bar
+    (minutes on a CPU); the calibration then reads the remembered scores."""
+    from ctxdata.audit.predictors import PREDICTORS
+    from ctxdata.coding.shortcut import pair_row
+
+    for predictor in [PREDICTORS[n] for n in names if PREDICTORS[n].needs_embedding]:
+        task = progress.add_task(f"shortcut filter: {predictor.name} on the candidates", total=len(pairs))
+        for i in range(0, len(pairs), batch):
+            predictor.scores([pair_row(p) for p in pairs[i : i + batch]])
+            progress.update(task, advance=len(pairs[i : i + batch]))
 
 
 def _require_minilm() -> None:
