@@ -24,7 +24,7 @@ from pathlib import Path
 # (max pairs per trajectory, P); P None = no filter. The first build scores every candidate of the
 # largest candidate set (P=1.0 filters nothing), so every later build finds its scores.
 SETTINGS = [(20, 1.0), (20, 0.85), (20, 0.8), (20, 0.75), (8, 0.85), (8, 0.8), (3, 0.85), (3, 0.8),
-            (1, None), (1, 0.85), (1, 0.8)]
+            (2, 0.85), (2, 0.9), (1, None), (1, 0.85), (1, 0.8)]  # (2, 0.85): the build defaults
 
 
 def summary(report: dict, trajectories: int) -> dict:
