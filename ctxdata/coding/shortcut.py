@@ -1,11 +1,12 @@
-"""Adversarial filtering (`--max-shortcut P`): drop pairs a cheap, meaning-blind predictor solves with confidence.
+"""Adversarial filtering (`--max-shortcut P`, 0.85 by default): drop pairs a cheap predictor solves with confidence.
 
 The predictors are the audit's (`ctxdata.audit.predictors.PREDICTORS`): every coding predictor of
 the `structural` and `topical` families whose score for a pair depends on that pair alone (so not
 a corpus IDF), plus one logistic model over all of them together, which catches cues that are weak
-alone but strong combined. `fast` (the default set) leaves out the MiniLM best-chunk predictor;
-`full` takes it in, at the cost of embedding every candidate's two masked contexts (the semantic
-cue that survives word masking: see docs/coding.md).
+alone but strong combined. `full` (the build default) takes in the MiniLM best-chunk predictor, at
+the cost of embedding every candidate's two masked contexts (the semantic cue that survives word
+masking: see docs/coding.md); `fast` leaves it out. Under `MIN_CALIBRATION_PAIRS` candidates the
+build skips the filter and says so.
 
 A raw score (a length difference, a TF-IDF margin) is no probability, so each is *calibrated* on a
 seeded sample of this build's own candidate pairs, masked exactly as the kept pairs are: a
