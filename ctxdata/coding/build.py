@@ -281,27 +281,18 @@ def calibrate_shortcuts(config: CodingBuildConfig, store: Path, candidates: list
     if len(candidates) < MIN_CALIBRATION_PAIRS:
         return None, (f"--max-shortcut skipped: {len(candidates)} candidate pairs, and a calibration needs at least "
                       f"{MIN_CALIBRATION_PAIRS}; no pair was dropped as `shortcut`")
+    from ctxdata.audit.predictors import PREDICTORS
+
     names = shortcut_predictor_names(config.shortcut_predictors)
-    if config.shortcut_predictors == "full":
+    embedding = [n for n in names if PREDICTORS[n].needs_embedding]  # MiniLM: minutes on a CPU
+    if embedding:
         _require_minilm()
     sample = calibration_sample(candidates, config.seed)
     pairs = list(run_stages([LoadContexts(store), MaskContexts(config.mask_issues)], sample, RunContext()))
-    if progress is not None:
-        _embed_with_progress(pairs, names, progress)
-    return calibrate_in_rounds(pairs, names, config.max_shortcut), ""
-
-
-def _embed_with_progress(pairs: list[Pair], names: list[str], progress, batch: int = 16) -> None:
-    """Score the calibration pairs with the embedding predictors a batch at a time, under a progress bar
-    (minutes on a CPU); the calibration then reads the remembered scores."""
-    from ctxdata.audit.predictors import PREDICTORS
-    from ctxdata.coding.shortcut import pair_row
-
-    for predictor in [PREDICTORS[n] for n in names if PREDICTORS[n].needs_embedding]:
-        task = progress.add_task(f"shortcut filter: {predictor.name} on the candidates", total=len(pairs))
-        for i in range(0, len(pairs), batch):
-            predictor.scores([pair_row(p) for p in pairs[i : i + batch]])
-            progress.update(task, advance=len(pairs[i : i + batch]))
+    label = "shortcut filter: scoring the candidates" + (f" with {', '.join(embedding)}" if embedding else "")
+    task = progress.add_task(label, total=len(pairs)) if progress else None
+    on_scored = (lambda n: progress.update(task, advance=n)) if progress else None
+    return calibrate_in_rounds(pairs, names, config.max_shortcut, on_scored), ""
 
 
 def _require_minilm() -> None:
